@@ -1,0 +1,135 @@
+/**
+ * @module Parses Flatyard's configuration from the environment, once, with zod. This is the only
+ * module that reads `Deno.env`; everything else receives the typed {@link Config}.
+ */
+import { z } from "zod";
+
+const bool = (fallback: boolean) =>
+  z.enum(["true", "false", "1", "0", "yes", "no"]).default(
+    fallback ? "true" : "false",
+  )
+    .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+/** A base64 secret as flat-manager configures it (specs/flat-manager-api.md §2.1: standard, padded). */
+const base64Secret = z.string().regex(
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/,
+  "must be standard (padded) base64",
+).refine((s) => s.length >= 4, "must not be empty");
+
+const optionalString = z.string().trim().transform((s) =>
+  s === "" ? undefined : s
+).optional();
+
+/** Every environment variable Flatyard reads, with its default. README.md documents the same table. */
+export const envSchema = z.object({
+  FLATYARD_DATA_DIR: z.string().min(1).default("./data"),
+  FLATYARD_HOST: z.string().min(1).default("127.0.0.1"),
+  FLATYARD_PORT: int(8080, 0, 65535),
+  FLATYARD_BASE_URL: optionalString.pipe(z.url().optional()),
+  DATABASE_URL: optionalString.pipe(
+    z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
+      .optional(),
+  ),
+  REDIS_URL: optionalString.pipe(
+    z.string().regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+      .optional(),
+  ),
+  FLATYARD_SECRET: optionalString.pipe(base64Secret.optional()),
+  FLATYARD_REPO_SECRET: optionalString.pipe(base64Secret.optional()),
+  FLATYARD_TOKEN_PREFIX: optionalString,
+  FLATYARD_RUNNER: z.enum(["local"]).default("local"),
+  FLATYARD_RUN_WORKER: bool(true),
+  FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
+  FLATYARD_JOB_LEASE_SECONDS: int(30, 3, 3600),
+  FLATYARD_SESSION_HOURS: int(12, 1, 24 * 90),
+  FLATYARD_MAX_TOKEN_DAYS: int(365, 1, 3650),
+  FLATYARD_TRUST_PROXY: bool(false),
+  FLATYARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default(
+    "info",
+  ),
+});
+
+/** Flatyard's whole configuration. */
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  /** Public base URL; defaults to `http://<host>:<port>`. */
+  baseUrl: string;
+  /** Unset: the embedded PGlite database in `<dataDir>/db`. */
+  databaseUrl: string | undefined;
+  /** Unset: the in-process bus. */
+  redisUrl: string | undefined;
+  /** Raw JWT key bytes; unset: generated once and kept in `<dataDir>/secret`. */
+  secret: Uint8Array | undefined;
+  /** Key for `/repo` download tokens; falls back to {@link secret}. */
+  repoSecret: Uint8Array | undefined;
+  tokenPrefix: string | undefined;
+  runner: "local";
+  runWorker: boolean;
+  workerConcurrency: number;
+  jobLeaseSeconds: number;
+  sessionHours: number;
+  maxTokenDays: number;
+  trustProxy: boolean;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** Thrown by {@link parseConfig} with every invalid variable named. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+function decodeBase64(s: string): Uint8Array {
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+}
+
+/** Parses an environment map into a {@link Config}; throws {@link ConfigError} naming each bad field. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const host = e.FLATYARD_HOST;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    dataDir: e.FLATYARD_DATA_DIR,
+    host,
+    port: e.FLATYARD_PORT,
+    baseUrl: (e.FLATYARD_BASE_URL ?? `http://${urlHost}:${e.FLATYARD_PORT}`)
+      .replace(/\/+$/, ""),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    secret: e.FLATYARD_SECRET === undefined
+      ? undefined
+      : decodeBase64(e.FLATYARD_SECRET),
+    repoSecret: e.FLATYARD_REPO_SECRET === undefined
+      ? undefined
+      : decodeBase64(e.FLATYARD_REPO_SECRET),
+    tokenPrefix: e.FLATYARD_TOKEN_PREFIX,
+    runner: e.FLATYARD_RUNNER,
+    runWorker: e.FLATYARD_RUN_WORKER,
+    workerConcurrency: e.FLATYARD_WORKER_CONCURRENCY,
+    jobLeaseSeconds: e.FLATYARD_JOB_LEASE_SECONDS,
+    sessionHours: e.FLATYARD_SESSION_HOURS,
+    maxTokenDays: e.FLATYARD_MAX_TOKEN_DAYS,
+    trustProxy: e.FLATYARD_TRUST_PROXY,
+    logLevel: e.FLATYARD_LOG_LEVEL,
+  };
+}
+
+/** Reads the process environment once. */
+export function loadConfig(): Config {
+  return parseConfig(Deno.env.toObject());
+}

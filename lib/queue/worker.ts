@@ -74,7 +74,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
     }),
   ];
 
-  async function runJob(job: Job): Promise<void> {
+  function runJob(job: Job): void {
     const handler = opts.handlers[job.kind]!;
     const abort = new AbortController();
     const jlog = log.child({
@@ -162,7 +162,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
         if (running.size < opts.concurrency && kinds.length > 0) {
           const job = await opts.queue.claim(id, kinds, opts.leaseSeconds);
           if (job) {
-            await runJob(job);
+            runJob(job);
             continue;
           }
         }

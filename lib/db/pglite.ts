@@ -9,6 +9,8 @@ import type { Db, Executable } from "./db.ts";
 export async function openPglite(
   options: { dataDir?: string; loadDataDir?: Blob } = {},
 ): Promise<Db> {
+  // PGlite creates its own directory but not the parents.
+  if (options.dataDir !== undefined) await Deno.mkdir(options.dataDir, { recursive: true });
   const pg = new PGlite({
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.loadDataDir === undefined

@@ -1,0 +1,96 @@
+/**
+ * @module `createApp(deps)`: the whole HTTP app, built on OpenAPIHono. It never listens; main.ts
+ * serves it and tests call `app.request()` (CONVENTIONS.md rule 1).
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { Deps } from "./deps.ts";
+import type { AppEnv } from "./http/env.ts";
+import {
+  createErrorHandler,
+  nativeValidationHook,
+  notFound,
+} from "./http/errors.ts";
+import { createAuditRoutes } from "../routes/audit.ts";
+import { createAuthRoutes } from "../routes/auth.ts";
+import { createDocsRoutes } from "../routes/docs.ts";
+import { createFlatManagerTokenRoutes } from "../routes/flat_manager_tokens.ts";
+import { createHealthRoutes } from "../routes/health.ts";
+import { createJobRoutes } from "../routes/jobs.ts";
+import { createUserRoutes } from "../routes/users.ts";
+
+export const API_TITLE = "Flatyard API";
+export const API_VERSION = "0.1.0";
+
+/** Builds the app. */
+export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
+
+  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(async function requestLog(c, next) {
+    c.set("errorStyle", "native");
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const route = c.req.routePath;
+    deps.metrics.observeRequest(c.req.method, route, c.res.status, seconds);
+    deps.logger.info("request", {
+      requestId: c.get("requestId"),
+      method: c.req.method,
+      route,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round(seconds * 10_000) / 10,
+    });
+  });
+  app.use(secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'self'"],
+      imgSrc: ["'self'", "data:"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'self'"],
+      formAction: ["'self'"],
+    },
+    crossOriginEmbedderPolicy: false,
+  }));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description:
+      "A flat-manager-compatible JWT (HS256), or a login session value (`fys_…`).",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "session", {
+    type: "apiKey",
+    in: "cookie",
+    name: "flatyard_session",
+    description: "The session cookie set by POST /api/v1/auth/login.",
+  });
+
+  app.route("/", createHealthRoutes(deps));
+  app.route("/", createFlatManagerTokenRoutes(deps));
+  app.route("/", createAuthRoutes(deps));
+  app.route("/", createUserRoutes(deps));
+  app.route("/", createJobRoutes(deps));
+  app.route("/", createAuditRoutes(deps));
+  app.route("/", createDocsRoutes());
+
+  app.doc31("/api/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: API_TITLE,
+      version: API_VERSION,
+      description:
+        "Flatpak repository manager and build farm. The flat-manager endpoints keep " +
+        "flat-manager's exact wire contract; native endpoints answer RFC 9457 problem details.",
+    },
+    servers: [{ url: deps.config.baseUrl }],
+  });
+
+  app.notFound(notFound);
+  app.onError(createErrorHandler(deps.logger));
+  return app;
+}

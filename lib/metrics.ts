@@ -1,0 +1,116 @@
+/**
+ * @module Prometheus metrics in the text exposition format (0.0.4), with no client library:
+ * request counts and latency histograms by route, plus gauges read at scrape time.
+ */
+
+const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+function esc(v: string): string {
+  return v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll(
+    '"',
+    '\\"',
+  );
+}
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+/** A gauge family whose samples are computed when scraped. */
+export interface GaugeSource {
+  name: string;
+  help: string;
+  collect(): Promise<{ labels: Record<string, string>; value: number }[]>;
+}
+
+/** Holds the process's metrics. */
+export class Metrics {
+  private requests = new Map<
+    string,
+    { labels: Record<string, string>; n: number }
+  >();
+  private durations = new Map<
+    string,
+    { labels: Record<string, string>; counts: number[]; sum: number; n: number }
+  >();
+  private gauges: GaugeSource[] = [];
+
+  /** Counts one HTTP request. `route` is the matched pattern, never the raw path (cardinality). */
+  observeRequest(
+    method: string,
+    route: string,
+    status: number,
+    seconds: number,
+  ): void {
+    const l = { method, route, status: String(status) };
+    const key = JSON.stringify(l);
+    const r = this.requests.get(key) ??
+      this.requests.set(key, { labels: l, n: 0 }).get(key)!;
+    r.n++;
+    const dl = { method, route };
+    const dkey = JSON.stringify(dl);
+    const d = this.durations.get(dkey) ??
+      this.durations.set(dkey, {
+        labels: dl,
+        counts: buckets.map(() => 0),
+        sum: 0,
+        n: 0,
+      }).get(dkey)!;
+    buckets.forEach((b, i) => {
+      if (seconds <= b) d.counts[i]!++;
+    });
+    d.sum += seconds;
+    d.n++;
+  }
+
+  addGauge(source: GaugeSource): void {
+    this.gauges.push(source);
+  }
+
+  /** The exposition text. */
+  async render(): Promise<string> {
+    const out: string[] = [
+      "# HELP flatyard_http_requests_total HTTP requests by method, route and status.",
+      "# TYPE flatyard_http_requests_total counter",
+    ];
+    for (const r of this.requests.values()) {
+      out.push(`flatyard_http_requests_total${labels(r.labels)} ${r.n}`);
+    }
+    out.push(
+      "# HELP flatyard_http_request_duration_seconds HTTP request latency by method and route.",
+      "# TYPE flatyard_http_request_duration_seconds histogram",
+    );
+    for (const d of this.durations.values()) {
+      buckets.forEach((b, i) => {
+        out.push(
+          `flatyard_http_request_duration_seconds_bucket${
+            labels({ ...d.labels, le: String(b) })
+          } ${d.counts[i]}`,
+        );
+      });
+      out.push(
+        `flatyard_http_request_duration_seconds_bucket${
+          labels({ ...d.labels, le: "+Inf" })
+        } ${d.n}`,
+      );
+      out.push(
+        `flatyard_http_request_duration_seconds_sum${
+          labels(d.labels)
+        } ${d.sum}`,
+      );
+      out.push(
+        `flatyard_http_request_duration_seconds_count${
+          labels(d.labels)
+        } ${d.n}`,
+      );
+    }
+    for (const g of this.gauges) {
+      out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
+      for (const s of await g.collect()) {
+        out.push(`${g.name}${labels(s.labels)} ${s.value}`);
+      }
+    }
+    return out.join("\n") + "\n";
+  }
+}

@@ -10,7 +10,9 @@ export async function openPglite(
   options: { dataDir?: string; loadDataDir?: Blob } = {},
 ): Promise<Db> {
   // PGlite creates its own directory but not the parents.
-  if (options.dataDir !== undefined) await Deno.mkdir(options.dataDir, { recursive: true });
+  if (options.dataDir !== undefined) {
+    await Deno.mkdir(options.dataDir, { recursive: true });
+  }
   const pg = new PGlite({
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.loadDataDir === undefined

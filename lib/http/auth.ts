@@ -5,6 +5,7 @@
  */
 import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
+import type { MiddlewareHandler } from "hono";
 import type { TokenAuthenticator } from "../tokens/authenticator.ts";
 import { SESSION_PREFIX, type SessionStore } from "../users/sessions.ts";
 import type { AppEnv } from "./env.ts";
@@ -21,7 +22,9 @@ export const flatManagerStyle = createMiddleware<AppEnv>(
 );
 
 /** Bearer JWT, mandatory, flat-manager's messages (specs/flat-manager-api.md §2.5). */
-export function flatManagerAuth(tokens: TokenAuthenticator) {
+export function flatManagerAuth(
+  tokens: TokenAuthenticator,
+): MiddlewareHandler<AppEnv> {
   return createMiddleware<AppEnv>(async function flatManagerAuth(c, next) {
     c.set("errorStyle", "flat-manager");
     const header = c.req.header("authorization");
@@ -40,7 +43,7 @@ export function flatManagerAuth(tokens: TokenAuthenticator) {
  */
 export function nativeAuth(
   opts: { tokens: TokenAuthenticator; sessions: SessionStore; baseUrl: string },
-) {
+): MiddlewareHandler<AppEnv> {
   const trustedOrigin = new URL(opts.baseUrl).origin;
   return createMiddleware<AppEnv>(async function nativeAuth(c, next) {
     const header = c.req.header("authorization");

@@ -86,7 +86,9 @@ function flatManagerJson(c: Context<AppEnv>, e: FlatManagerError): Response {
 }
 
 /** `app.onError`: maps every thrown error to its route's format; 5xx details only in the log. */
-export function createErrorHandler(logger: Logger) {
+export function createErrorHandler(
+  logger: Logger,
+): (err: Error, c: Context<AppEnv>) => Response {
   return function onError(err: Error, c: Context<AppEnv>): Response {
     const style = c.get("errorStyle") ?? "native";
     if (err instanceof FlatManagerError) return flatManagerJson(c, err);

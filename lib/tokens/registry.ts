@@ -97,12 +97,14 @@ export class TokenRegistry {
         `INSERT INTO tokens (jti, expires, last_used, use_count)
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int8[])
          ON CONFLICT (jti) DO UPDATE SET
+           expires = coalesce(tokens.expires, EXCLUDED.expires),
            last_used = GREATEST(tokens.last_used, EXCLUDED.last_used),
            use_count = tokens.use_count + EXCLUDED.use_count`,
         [
           batch.map(([jti]) => jti),
-          batch.map(([, p]) => p.expires),
-          batch.map(([, p]) => p.lastUsed),
+          // ISO strings: postgres.js cannot encode an array of Date objects.
+          batch.map(([, p]) => p.expires?.toISOString() ?? null),
+          batch.map(([, p]) => p.lastUsed.toISOString()),
           batch.map(([, p]) => p.count),
         ],
       );

@@ -15,7 +15,12 @@ import { nativeSecurity, problemResponses } from "../lib/http/openapi.ts";
 import { type Claims, knownScopes } from "../lib/tokens/claims.ts";
 import { LoginLimiter } from "../lib/users/login_limiter.ts";
 import { mintDenials } from "../lib/users/roles.ts";
-import { PasswordSchema, toUserJson, UserSchema } from "./users_schema.ts";
+import {
+  PasswordSchema,
+  RepoNameSchema,
+  toUserJson,
+  UserSchema,
+} from "./users_schema.ts";
 
 const LoginRequest = z.object({
   username: z.string().min(1).max(64).openapi({ example: "alice" }),
@@ -52,10 +57,11 @@ const MintRequest = z.object({
   scope: z.array(z.enum(knownScopes)).min(1).openapi({
     example: ["build", "upload", "publish", "jobs"],
   }),
-  repos: z.array(z.string().min(1).max(64)).min(1).openapi({
-    description: 'Repository names the token may touch; `""` means all of them',
+  repos: z.array(RepoNameSchema).min(1).or(z.tuple([z.literal("")])).openapi({
+    description:
+      'Repository names the token may touch, or `[""]` for all of them',
     example: ["stable"],
-  }).or(z.tuple([z.literal("")])),
+  }),
   prefixes: z.array(z.string()).optional().openapi({
     example: ["org.example"],
   }),

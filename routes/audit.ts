@@ -5,7 +5,7 @@ import { nativeAuth } from "../lib/http/auth.ts";
 import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook } from "../lib/http/errors.ts";
 import { requireAdmin } from "../lib/http/guards.ts";
-import { nativeSecurity, problemResponses } from "../lib/http/openapi.ts";
+import { errors, nativeSecurity } from "../lib/http/openapi.ts";
 
 const AuditEntry = z.object({
   id: z.number().int(),
@@ -49,9 +49,7 @@ export function createAuditRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           description: "Entries",
           content: { "application/json": { schema: z.array(AuditEntry) } },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        422: problemResponses[422],
+        ...errors(401, 403, 422),
       },
     }),
     async (c) => {

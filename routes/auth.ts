@@ -11,7 +11,7 @@ import { actorOf, type AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook, Problem, problems } from "../lib/http/errors.ts";
 import { requireUser } from "../lib/http/guards.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { nativeSecurity, problemResponses } from "../lib/http/openapi.ts";
+import { errors, jsonBody, nativeSecurity } from "../lib/http/openapi.ts";
 import { type Claims, knownScopes } from "../lib/tokens/claims.ts";
 import { LoginLimiter } from "../lib/users/login_limiter.ts";
 import { mintDenials } from "../lib/users/roles.ts";
@@ -124,18 +124,14 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       description:
         "Returns a session for the API and sets it as an HttpOnly cookie for the admin UI.",
       request: {
-        body: {
-          content: { "application/json": { schema: LoginRequest } },
-          required: true,
-        },
+        body: jsonBody(LoginRequest),
       },
       responses: {
         200: {
           description: "Logged in",
           content: { "application/json": { schema: LoginResponse } },
         },
-        401: problemResponses[401],
-        422: problemResponses[422],
+        ...errors(401, 422),
         429: {
           description: "Too many failed attempts",
           content: { "application/problem+json": { schema: z.unknown() } },
@@ -203,8 +199,7 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       middleware: [auth] as const,
       responses: {
         204: { description: "Logged out" },
-        401: problemResponses[401],
-        403: problemResponses[403],
+        ...errors(401, 403),
       },
     }),
     async (c) => {
@@ -234,7 +229,7 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           description: "The caller",
           content: { "application/json": { schema: Me } },
         },
-        401: problemResponses[401],
+        ...errors(401),
       },
     }),
     (c) => {
@@ -274,9 +269,7 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       },
       responses: {
         204: { description: "Changed" },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        422: problemResponses[422],
+        ...errors(401, 403, 422),
       },
     }),
     async (c) => {
@@ -317,19 +310,14 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       security: nativeSecurity,
       middleware: [auth] as const,
       request: {
-        body: {
-          content: { "application/json": { schema: MintRequest } },
-          required: true,
-        },
+        body: jsonBody(MintRequest),
       },
       responses: {
         201: {
           description: "Minted",
           content: { "application/json": { schema: MintResponse } },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        422: problemResponses[422],
+        ...errors(401, 403, 422),
       },
     }),
     async (c) => {
@@ -415,8 +403,7 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           description: "Tokens",
           content: { "application/json": { schema: z.array(OwnToken) } },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
+        ...errors(401, 403),
       },
     }),
     async (c) => {
@@ -445,9 +432,7 @@ export function createAuthRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: z.object({ jti: z.string().min(1).max(200) }) },
       responses: {
         204: { description: "Revoked" },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
+        ...errors(401, 403, 404),
       },
     }),
     async (c) => {

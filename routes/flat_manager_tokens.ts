@@ -12,6 +12,7 @@ import { flatManagerValidationHook, fm } from "../lib/http/errors.ts";
 import {
   flatManagerErrorResponses,
   flatManagerSecurity,
+  jsonBody,
 } from "../lib/http/openapi.ts";
 import type { Claims } from "../lib/tokens/claims.ts";
 import { checkSubAndScope, subsetClaims } from "../lib/tokens/matching.ts";
@@ -85,10 +86,7 @@ export function createFlatManagerTokenRoutes(
       security: flatManagerSecurity,
       middleware: [auth] as const,
       request: {
-        body: {
-          content: { "application/json": { schema: SubsetRequest } },
-          required: true,
-        },
+        body: jsonBody(SubsetRequest),
       },
       responses: {
         200: {
@@ -126,10 +124,7 @@ export function createFlatManagerTokenRoutes(
       security: flatManagerSecurity,
       middleware: [auth] as const,
       request: {
-        body: {
-          content: { "application/json": { schema: TokenIds } },
-          required: true,
-        },
+        body: jsonBody(TokenIds),
       },
       responses: {
         200: {
@@ -163,10 +158,7 @@ export function createFlatManagerTokenRoutes(
       security: flatManagerSecurity,
       middleware: [auth] as const,
       request: {
-        body: {
-          content: { "application/json": { schema: TokenIds } },
-          required: true,
-        },
+        body: jsonBody(TokenIds),
       },
       responses: {
         204: { description: "Revoked" },

@@ -9,7 +9,7 @@ import { nativeAuth } from "../lib/http/auth.ts";
 import { actorOf, type AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook, problems } from "../lib/http/errors.ts";
 import { requireAdmin, requireGlobal } from "../lib/http/guards.ts";
-import { nativeSecurity, problemResponses } from "../lib/http/openapi.ts";
+import { errors, nativeSecurity } from "../lib/http/openapi.ts";
 import type { Job } from "../lib/queue/queue.ts";
 
 const statuses = [
@@ -112,9 +112,7 @@ export function createJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           description: "Jobs",
           content: { "application/json": { schema: z.array(JobSchema) } },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        422: problemResponses[422],
+        ...errors(401, 403, 422),
       },
     }),
     async (c) => {
@@ -141,9 +139,7 @@ export function createJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: IdParam },
       responses: {
         200: jobResponse,
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
+        ...errors(401, 403, 404),
       },
     }),
     async (c) => {
@@ -177,9 +173,7 @@ export function createJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
             },
           },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
+        ...errors(401, 403, 404),
       },
     }),
     async (c) => {
@@ -205,10 +199,7 @@ export function createJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: IdParam },
       responses: {
         200: jobResponse,
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
-        409: problemResponses[409],
+        ...errors(401, 403, 404, 409),
       },
     }),
     async (c) => {

@@ -9,7 +9,7 @@ import { nativeAuth } from "../lib/http/auth.ts";
 import { actorOf, type AppEnv, type Principal } from "../lib/http/env.ts";
 import { nativeValidationHook, problems } from "../lib/http/errors.ts";
 import { requireAdmin, requireRepoRole } from "../lib/http/guards.ts";
-import { nativeSecurity, problemResponses } from "../lib/http/openapi.ts";
+import { errors, jsonBody, nativeSecurity } from "../lib/http/openapi.ts";
 import type { Queryable } from "../lib/db/db.ts";
 import { globalRoles, isDowngrade, repoRoles } from "../lib/users/roles.ts";
 import { type User, UsernameTakenError } from "../lib/users/users.ts";
@@ -108,8 +108,7 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           description: "Users",
           content: { "application/json": { schema: z.array(UserSchema) } },
         },
-        401: problemResponses[401],
-        403: problemResponses[403],
+        ...errors(401, 403),
       },
     }),
     async (c) => {
@@ -127,17 +126,11 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       security: nativeSecurity,
       middleware: [auth] as const,
       request: {
-        body: {
-          content: { "application/json": { schema: CreateUser } },
-          required: true,
-        },
+        body: jsonBody(CreateUser),
       },
       responses: {
         201: userResponse("Created"),
-        401: problemResponses[401],
-        403: problemResponses[403],
-        409: problemResponses[409],
-        422: problemResponses[422],
+        ...errors(401, 403, 409, 422),
       },
     }),
     async (c) => {
@@ -179,9 +172,7 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: IdParam },
       responses: {
         200: userResponse("The user"),
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
+        ...errors(401, 403, 404),
       },
     }),
     async (c) => {
@@ -207,18 +198,11 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       middleware: [auth] as const,
       request: {
         params: IdParam,
-        body: {
-          content: { "application/json": { schema: UpdateUser } },
-          required: true,
-        },
+        body: jsonBody(UpdateUser),
       },
       responses: {
         200: userResponse("Updated"),
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
-        409: problemResponses[409],
-        422: problemResponses[422],
+        ...errors(401, 403, 404, 409, 422),
       },
     }),
     async (c) => {
@@ -278,10 +262,7 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: IdParam },
       responses: {
         204: { description: "Deleted" },
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
-        409: problemResponses[409],
+        ...errors(401, 403, 404, 409),
       },
     }),
     async (c) => {
@@ -327,17 +308,11 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       middleware: [auth] as const,
       request: {
         params: RepoParam,
-        body: {
-          content: { "application/json": { schema: SetRepoRole } },
-          required: true,
-        },
+        body: jsonBody(SetRepoRole),
       },
       responses: {
         200: userResponse("Updated"),
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
-        422: problemResponses[422],
+        ...errors(401, 403, 404, 422),
       },
     }),
     async (c) => {
@@ -381,9 +356,7 @@ export function createUserRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       request: { params: RepoParam },
       responses: {
         200: userResponse("Updated"),
-        401: problemResponses[401],
-        403: problemResponses[403],
-        404: problemResponses[404],
+        ...errors(401, 403, 404),
       },
     }),
     async (c) => {

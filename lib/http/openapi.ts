@@ -54,3 +54,27 @@ export const flatManagerErrorResponses = {
 export const nativeSecurity = [{ bearer: [] }, { session: [] }];
 /** Security requirement of flat-manager routes: a bearer JWT. */
 export const flatManagerSecurity = [{ bearer: [] }];
+
+/** The error responses of a native route, by status: `...errors(401, 403, 404)`. */
+export function errors<S extends keyof typeof problemResponses>(
+  ...statuses: S[]
+): Pick<typeof problemResponses, S> {
+  return Object.fromEntries(
+    statuses.map((s) => [s, problemResponses[s]]),
+  ) as Pick<typeof problemResponses, S>;
+}
+
+/** A required JSON request body. */
+export function jsonBody<T>(
+  schema: T,
+): { content: { "application/json": { schema: T } }; required: true } {
+  return { content: { "application/json": { schema } }, required: true };
+}
+
+/** A JSON response. */
+export function jsonResponse<T>(description: string, schema: T): {
+  description: string;
+  content: { "application/json": { schema: T } };
+} {
+  return { description, content: { "application/json": { schema } } };
+}

@@ -4,14 +4,31 @@
  */
 import { z } from "zod";
 
-const bool = (fallback: boolean) =>
-  z.enum(["true", "false", "1", "0", "yes", "no"]).default(
-    fallback ? "true" : "false",
-  )
-    .transform((v) => v === "true" || v === "1" || v === "yes");
+/** Empty or blank means unset, for every variable (a blank line in an env file is no value). */
+const unsetIfBlank = (v: unknown) =>
+  typeof v === "string" && v.trim() === "" ? undefined : v;
 
+const bool = (fallback: boolean) =>
+  z.preprocess(
+    unsetIfBlank,
+    z.enum(["true", "false", "1", "0", "yes", "no"]).default(
+      fallback ? "true" : "false",
+    )
+      .transform((v) => v === "true" || v === "1" || v === "yes"),
+  );
+
+// Decimal digits only: z.coerce would read "" as 0 and "0x50" as 80.
 const int = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+  z.preprocess(
+    unsetIfBlank,
+    z.string().regex(/^\d+$/, "must be a whole number").default(
+      String(fallback),
+    )
+      .transform(Number).pipe(z.number().int().min(min).max(max)),
+  );
+
+const withDefault = <T extends z.ZodType>(schema: T) =>
+  z.preprocess(unsetIfBlank, schema);
 
 /** A base64 secret as flat-manager configures it (specs/flat-manager-api.md §2.1: standard, padded). */
 const base64Secret = z.string().regex(
@@ -25,10 +42,15 @@ const optionalString = z.string().trim().transform((s) =>
 
 /** Every environment variable Flatyard reads, with its default. README.md documents the same table. */
 export const envSchema = z.object({
-  FLATYARD_DATA_DIR: z.string().min(1).default("./data"),
-  FLATYARD_HOST: z.string().min(1).default("127.0.0.1"),
+  FLATYARD_DATA_DIR: withDefault(z.string().default("./data")),
+  FLATYARD_HOST: withDefault(z.string().default("127.0.0.1")),
   FLATYARD_PORT: int(8080, 0, 65535),
-  FLATYARD_BASE_URL: optionalString.pipe(z.url().optional()),
+  // The public origin; cookie-authenticated writes must come from it (the CSRF check).
+  FLATYARD_BASE_URL: optionalString.pipe(
+    z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+      .refine((u) => !/[?#]/.test(u), "must not have a query or fragment")
+      .optional(),
+  ),
   DATABASE_URL: optionalString.pipe(
     z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL")
       .optional(),
@@ -40,15 +62,15 @@ export const envSchema = z.object({
   FLATYARD_SECRET: optionalString.pipe(base64Secret.optional()),
   FLATYARD_REPO_SECRET: optionalString.pipe(base64Secret.optional()),
   FLATYARD_TOKEN_PREFIX: optionalString,
-  FLATYARD_RUNNER: z.enum(["local"]).default("local"),
+  FLATYARD_RUNNER: withDefault(z.enum(["local"]).default("local")),
   FLATYARD_RUN_WORKER: bool(true),
   FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
   FLATYARD_JOB_LEASE_SECONDS: int(30, 3, 3600),
   FLATYARD_SESSION_HOURS: int(12, 1, 24 * 90),
   FLATYARD_MAX_TOKEN_DAYS: int(365, 1, 3650),
   FLATYARD_TRUST_PROXY: bool(false),
-  FLATYARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default(
-    "info",
+  FLATYARD_LOG_LEVEL: withDefault(
+    z.enum(["debug", "info", "warn", "error"]).default("info"),
   ),
 });
 
@@ -102,7 +124,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const host = e.FLATYARD_HOST;
-  const urlHost = host.includes(":") ? `[${host}]` : host;
+  const urlHost = host.includes(":") && !host.startsWith("[")
+    ? `[${host}]`
+    : host;
   return {
     dataDir: e.FLATYARD_DATA_DIR,
     host,

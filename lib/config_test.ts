@@ -139,3 +139,34 @@ Deno.test("parseConfig derives the base URL from host and port", async (t) => {
     });
   }
 });
+
+Deno.test("parseConfig treats blank numbers as unset and refuses non-decimal ones", () => {
+  assert.equal(parseConfig({ FLATYARD_PORT: "" }).port, 8080);
+  assert.equal(parseConfig({ FLATYARD_PORT: "  " }).port, 8080);
+  for (const bad of ["0x50", "1e3", "-1", "80.5"]) {
+    assert.throws(() => parseConfig({ FLATYARD_PORT: bad }), ConfigError, bad);
+  }
+});
+
+Deno.test("parseConfig accepts only an http(s) FLATYARD_BASE_URL without query or fragment", async (t) => {
+  for (
+    const url of [
+      "ftp://flatyard.test",
+      "javascript:alert(1)",
+      "https://x.test/?q=1",
+      "https://x.test/#f",
+    ]
+  ) {
+    await t.step(url, () => {
+      assert.throws(() => parseConfig({ FLATYARD_BASE_URL: url }), ConfigError);
+    });
+  }
+  assert.equal(
+    parseConfig({ FLATYARD_BASE_URL: "https://x.test/flatyard/" }).baseUrl,
+    "https://x.test/flatyard",
+  );
+  assert.equal(
+    parseConfig({ FLATYARD_HOST: "[::1]" }).baseUrl,
+    "http://[::1]:8080",
+  );
+});

@@ -150,6 +150,11 @@ dbTest(
         undefined,
         "nothing was created",
       );
+      const opaque = await a.req("POST", "/api/v1/users", {
+        body,
+        headers: { Cookie: cookie, Origin: "null" },
+      });
+      assert.equal(opaque.status, 403, "an opaque origin is never trusted");
       const same = await a.req("POST", "/api/v1/users", {
         body,
         headers: { Cookie: cookie, Origin: "http://127.0.0.1:8080" },

@@ -131,7 +131,7 @@ dbTest("user fields are validated and duplicates refused", async (db, t) => {
         username: "bob",
         password: TEST_PASSWORD,
         isAdmin: true,
-      }, 422],
+      }, 422, "isAdmin"],
       ["duplicate", { username: "root", password: TEST_PASSWORD }, 409],
     ];
     for (const [what, body, status, field] of cases) {

@@ -76,7 +76,8 @@ export function nativeAuth(
       !["GET", "HEAD", "OPTIONS"].includes(c.req.method) && origin !== undefined
     ) {
       const own = new URL(c.req.url).origin;
-      if (origin !== own && origin !== trustedOrigin) {
+      // "null" is an opaque origin (sandboxed frame, file:): never trusted, whatever it matches.
+      if (origin === "null" || (origin !== own && origin !== trustedOrigin)) {
         throw problems.forbidden(
           `Cross-origin request from "${origin}" refused`,
         );

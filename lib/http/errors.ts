@@ -141,7 +141,12 @@ export function notFound(c: Context<AppEnv>): Response {
   );
 }
 
-type ZodIssueLike = { path: PropertyKey[]; message: string };
+type ZodIssueLike = {
+  path: PropertyKey[];
+  message: string;
+  code?: string;
+  keys?: string[];
+};
 type HookResult = { success: true } | {
   success: false;
   error: { issues: ZodIssueLike[] };
@@ -153,10 +158,16 @@ export function nativeValidationHook(
   _c: Context<AppEnv>,
 ): void {
   if (result.success) return;
-  const errors = result.error.issues.map((i) => ({
-    path: i.path.map(String).join(".") || "(body)",
-    message: i.message,
-  }));
+  const where = (path: PropertyKey[]) => path.map(String).join(".") || "(body)";
+  const errors = result.error.issues.flatMap((i) =>
+    // A strict object reports unknown fields in one issue: give each its own path.
+    i.code === "unrecognized_keys" && i.keys
+      ? i.keys.map((k) => ({
+        path: where([...i.path, k]),
+        message: "is not a known field",
+      }))
+      : [{ path: where(i.path), message: i.message }]
+  );
   throw problems.invalid(
     errors.map((e) => `${e.path}: ${e.message}`).join("; "),
     errors,

@@ -127,11 +127,16 @@ dbTest("user fields are validated and duplicates refused", async (db, t) => {
         422,
         "role",
       ],
-      ["unknown field", {
-        username: "bob",
-        password: TEST_PASSWORD,
-        isAdmin: true,
-      }, 422, "isAdmin"],
+      [
+        "unknown field",
+        {
+          username: "bob",
+          password: TEST_PASSWORD,
+          isAdmin: true,
+        },
+        422,
+        "isAdmin",
+      ],
       ["duplicate", { username: "root", password: TEST_PASSWORD }, 409],
     ];
     for (const [what, body, status, field] of cases) {

@@ -13,6 +13,7 @@ import {
   notFound,
 } from "./http/errors.ts";
 import { createAuditRoutes } from "../routes/audit.ts";
+import { createApiTokenRoutes } from "../routes/api_tokens.ts";
 import { createAuthRoutes } from "../routes/auth.ts";
 import { createDocsRoutes } from "../routes/docs.ts";
 import { createFlatManagerTokenRoutes } from "../routes/flat_manager_tokens.ts";
@@ -73,6 +74,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createHealthRoutes(deps));
   app.route("/", createFlatManagerTokenRoutes(deps));
   app.route("/", createAuthRoutes(deps));
+  app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));
   app.route("/", createJobRoutes(deps));
   app.route("/", createAuditRoutes(deps));

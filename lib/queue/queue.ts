@@ -12,42 +12,16 @@ import {
   UNIQUE_VIOLATION,
 } from "../db/db.ts";
 import { type JobLogChunk, readJobLog } from "./job_log.ts";
+import {
+  columns,
+  type Job,
+  type JobRow,
+  type JobStatus,
+  toJob,
+} from "./job.ts";
 
-export type JobStatus =
-  | "queued"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "cancelled";
-export const terminalStatuses: readonly JobStatus[] = [
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-
-/** A job row. */
-export interface Job {
-  id: number;
-  kind: string;
-  payload: unknown;
-  status: JobStatus;
-  priority: number;
-  runAfter: Date;
-  serialKey: string | null;
-  depPolicy: "finished" | "succeeded";
-  dependsOn: number[];
-  attempts: number;
-  maxAttempts: number;
-  leaseOwner: string | null;
-  leaseExpiresAt: Date | null;
-  cancelRequested: boolean;
-  result: unknown;
-  error: string | null;
-  logBytes: number;
-  createdAt: Date;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-}
+export type { Job, JobStatus } from "./job.ts";
+export { terminalStatuses } from "./job.ts";
 
 /** How to queue a job. */
 export interface EnqueueOptions {
@@ -74,58 +48,6 @@ export const channels = {
   log: (id: number) => `job.${id}.log`,
   status: (id: number) => `job.${id}.status`,
 } as const;
-
-type Row = {
-  id: number;
-  kind: string;
-  payload: unknown;
-  status: JobStatus;
-  priority: number;
-  run_after: Date;
-  serial_key: string | null;
-  dep_policy: "finished" | "succeeded";
-  depends_on: number[] | null;
-  attempts: number;
-  max_attempts: number;
-  lease_owner: string | null;
-  lease_expires_at: Date | null;
-  cancel_requested: boolean;
-  result: unknown;
-  error: string | null;
-  log_bytes: number;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-};
-
-const columns =
-  `jobs.*, ARRAY(SELECT depends_on FROM job_deps WHERE job_id = jobs.id
-  ORDER BY depends_on) AS depends_on`;
-
-function toJob(r: Row): Job {
-  return {
-    id: r.id,
-    kind: r.kind,
-    payload: r.payload,
-    status: r.status,
-    priority: r.priority,
-    runAfter: r.run_after,
-    serialKey: r.serial_key,
-    depPolicy: r.dep_policy,
-    dependsOn: r.depends_on ?? [],
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    leaseOwner: r.lease_owner,
-    leaseExpiresAt: r.lease_expires_at,
-    cancelRequested: r.cancel_requested,
-    result: r.result,
-    error: r.error,
-    logBytes: r.log_bytes,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-  };
-}
 
 // Retry n waits base × 2^(n-1) seconds, capped at ten minutes.
 const backoff =
@@ -173,7 +95,7 @@ export class JobQueue {
           [id, [...options.dependsOn]],
         );
       }
-      const [job] = await q.query<Row>(
+      const [job] = await q.query<JobRow>(
         `SELECT ${columns} FROM jobs WHERE id = $1`,
         [id],
       );
@@ -191,7 +113,7 @@ export class JobQueue {
   }
 
   async get(id: number): Promise<Job | undefined> {
-    const [row] = await this.db.query<Row>(
+    const [row] = await this.db.query<JobRow>(
       `SELECT ${columns} FROM jobs WHERE id = $1`,
       [id],
     );
@@ -207,7 +129,7 @@ export class JobQueue {
       limit?: number;
     } = {},
   ): Promise<Job[]> {
-    const rows = await this.db.query<Row>(
+    const rows = await this.db.query<JobRow>(
       `SELECT ${columns} FROM jobs
        WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
          AND ($3::int IS NULL OR id < $3)

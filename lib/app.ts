@@ -20,6 +20,7 @@ import { createFlatManagerTokenRoutes } from "../routes/flat_manager_tokens.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createUserRoutes } from "../routes/users.ts";
+import { createRepoRoutes } from "../routes/repos.ts";
 
 export const API_TITLE = "Flatyard API";
 export const API_VERSION = "0.1.0";
@@ -76,6 +77,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createAuthRoutes(deps));
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));
+  app.route("/", createRepoRoutes(deps));
   app.route("/", createJobRoutes(deps));
   app.route("/", createAuditRoutes(deps));
   app.route("/", createDocsRoutes());

@@ -62,6 +62,12 @@ export const envSchema = z.object({
   FLATYARD_SECRET: optionalString.pipe(base64Secret.optional()),
   FLATYARD_REPO_SECRET: optionalString.pipe(base64Secret.optional()),
   FLATYARD_TOKEN_PREFIX: optionalString,
+  FLATYARD_MASTER_KEY: optionalString.pipe(
+    base64Secret.refine(
+      (s) => atob(s).length === 32,
+      "must be 32 bytes, base64",
+    ).optional(),
+  ),
   FLATYARD_RUNNER: withDefault(z.enum(["local"]).default("local")),
   FLATYARD_RUN_WORKER: bool(true),
   FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
@@ -90,6 +96,8 @@ export interface Config {
   /** Key for `/repo` download tokens; falls back to {@link secret}. */
   repoSecret: Uint8Array | undefined;
   tokenPrefix: string | undefined;
+  /** Seals signing keys at rest (32 bytes); unset: generated once into `<dataDir>/master.key`. */
+  masterKey: Uint8Array | undefined;
   runner: "local";
   runWorker: boolean;
   workerConcurrency: number;
@@ -142,6 +150,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       ? undefined
       : decodeBase64(e.FLATYARD_REPO_SECRET),
     tokenPrefix: e.FLATYARD_TOKEN_PREFIX,
+    masterKey: e.FLATYARD_MASTER_KEY === undefined
+      ? undefined
+      : decodeBase64(e.FLATYARD_MASTER_KEY),
     runner: e.FLATYARD_RUNNER,
     runWorker: e.FLATYARD_RUN_WORKER,
     workerConcurrency: e.FLATYARD_WORKER_CONCURRENCY,

@@ -1,16 +1,18 @@
 /**
- * @module The JWT secret when none is configured: generated once (32 random bytes) and kept in
- * `<dataDir>/secret` as base64, mode 0600, so tokens survive restarts on the embedded defaults.
+ * @module Secrets when none is configured (the JWT secret, the key-sealing master key): generated
+ * once (32 random bytes) and kept in the data dir as base64, mode 0600, so they survive restarts
+ * on the embedded defaults.
  */
 import { join } from "node:path";
 
-/** The configured secret, or the one kept in the data dir (created on first use). */
+/** The configured secret, or the one kept in the data dir as `file` (created on first use). */
 export async function resolveSecret(
   configured: Uint8Array | undefined,
   dataDir: string,
+  file = "secret",
 ): Promise<Uint8Array> {
   if (configured) return configured;
-  const path = join(dataDir, "secret");
+  const path = join(dataDir, file);
   try {
     return Uint8Array.from(
       atob((await Deno.readTextFile(path)).trim()),
@@ -30,7 +32,7 @@ export async function resolveSecret(
     return bytes;
   } catch (err) {
     if (err instanceof Deno.errors.AlreadyExists) {
-      return resolveSecret(undefined, dataDir);
+      return resolveSecret(undefined, dataDir, file);
     }
     throw err;
   }

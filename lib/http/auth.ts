@@ -5,10 +5,10 @@
  */
 import { getCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { TokenAuthenticator } from "../tokens/authenticator.ts";
 import { SESSION_PREFIX, type SessionStore } from "../users/sessions.ts";
-import type { AppEnv } from "./env.ts";
+import type { AppEnv, Principal } from "./env.ts";
 import { fm, problems } from "./errors.ts";
 
 export const SESSION_COOKIE = "flatyard_session";
@@ -41,11 +41,42 @@ export function flatManagerAuth(
  * Session cookie, `Bearer fys_…` session, or bearer JWT. A cookie-authenticated unsafe request
  * from another origin is refused (CSRF); bearer requests carry no ambient credential.
  */
-export function nativeAuth(
-  opts: { tokens: TokenAuthenticator; sessions: SessionStore; baseUrl: string },
-): MiddlewareHandler<AppEnv> {
-  const trustedOrigin = new URL(opts.baseUrl).origin;
+export function nativeAuth(opts: NativeAuthOptions): MiddlewareHandler<AppEnv> {
+  const resolve = principalResolver(opts);
   return createMiddleware<AppEnv>(async function nativeAuth(c, next) {
+    const principal = await resolve(c);
+    if (!principal) {
+      throw problems.unauthorized(
+        "Authentication required: log in, or send a bearer token",
+      );
+    }
+    c.set("principal", principal);
+    await next();
+  });
+}
+
+/** Like {@link nativeAuth}, but a request with no credentials goes on anonymously (public reads). */
+export function optionalNativeAuth(
+  opts: NativeAuthOptions,
+): MiddlewareHandler<AppEnv> {
+  const resolve = principalResolver(opts);
+  return createMiddleware<AppEnv>(async function optionalNativeAuth(c, next) {
+    const principal = await resolve(c);
+    if (principal) c.set("principal", principal);
+    await next();
+  });
+}
+
+export interface NativeAuthOptions {
+  tokens: TokenAuthenticator;
+  sessions: SessionStore;
+  baseUrl: string;
+}
+
+/** The principal of a request, undefined without credentials; bad credentials throw 401/403. */
+function principalResolver(opts: NativeAuthOptions) {
+  const trustedOrigin = new URL(opts.baseUrl).origin;
+  return async (c: Context<AppEnv>): Promise<Principal | undefined> => {
     const header = c.req.header("authorization");
     if (header !== undefined) {
       const value = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
@@ -54,21 +85,12 @@ export function nativeAuth(
         if (!user) {
           throw problems.unauthorized("Session is invalid or has expired");
         }
-        c.set("principal", { kind: "user", user, session: value });
-      } else {
-        c.set("principal", {
-          kind: "token",
-          claims: await opts.tokens.verifyHeader(header),
-        });
+        return { kind: "user", user, session: value };
       }
-      return await next();
+      return { kind: "token", claims: await opts.tokens.verifyHeader(header) };
     }
     const cookie = getCookie(c, SESSION_COOKIE);
-    if (cookie === undefined) {
-      throw problems.unauthorized(
-        "Authentication required: log in, or send a bearer token",
-      );
-    }
+    if (cookie === undefined) return undefined;
     const user = await opts.sessions.resolve(cookie);
     if (!user) throw problems.unauthorized("Session is invalid or has expired");
     const origin = c.req.header("origin");
@@ -83,7 +105,6 @@ export function nativeAuth(
         );
       }
     }
-    c.set("principal", { kind: "user", user, session: cookie });
-    await next();
-  });
+    return { kind: "user", user, session: cookie };
+  };
 }

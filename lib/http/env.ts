@@ -15,6 +15,7 @@ export type AppEnv = {
   Variables: {
     requestId: string;
     errorStyle: ErrorStyle;
+    /** Always set behind nativeAuth/flatManagerAuth; absent for anonymous public reads. */
     principal: Principal;
   };
 };

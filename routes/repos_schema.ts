@@ -1,0 +1,166 @@
+/** @module Schemas of the repository routes: every field's validation lives here. */
+import { z } from "@hono/zod-openapi";
+import type { Repo } from "../lib/repos/repo_store.ts";
+import { RepoNameSchema } from "./users_schema.ts";
+
+/** A repository name; `.flatpakrepo` is reserved for the file served beside the repository. */
+export const RepoName = RepoNameSchema.refine(
+  (n) => !n.endsWith(".flatpakrepo"),
+  "must not end in .flatpakrepo",
+);
+
+/** OSTree collection IDs are reverse-DNS names of two or more elements (D-Bus name rules). */
+export const CollectionId = z.string().max(255).regex(
+  /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/,
+  "must be a reverse-DNS name such as org.example.Stable",
+).openapi({ example: "org.example.Stable" });
+
+/** A flatpak branch name. */
+export const Branch = z.string().regex(
+  /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/,
+  "must be 1-100 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+).openapi({ example: "stable" });
+
+const HttpUrl = z.url({
+  protocol: /^https?$/,
+  error: "must be an http:// or https:// URL",
+}).max(2000);
+
+/** `min-free-space-size` in ostree's format (specs/ostree-repos.md §1.2). */
+const MinFreeSpace = z.string().regex(
+  /^[1-9][0-9]{0,8}(MB|GB|TB)$/,
+  'must be a size such as "500MB" or "2GB"',
+)
+  .openapi({ example: "500MB" });
+
+export const DeltaPolicySchema = z.object({
+  rules: z.array(
+    z.object({
+      match: z.string().min(1).max(255).regex(
+        /^[A-Za-z0-9._*-]+$/,
+        "must be an app or runtime id glob",
+      )
+        .openapi({
+          description: "Ref id glob; `*` matches one or more characters",
+          example: "org.gnome.*",
+        }),
+      arches: z.array(z.string().regex(/^[A-Za-z0-9_*]+$/)).max(20).optional(),
+      depth: z.number().int().min(0).max(20).openapi({
+        description: "Deltas from this many previous commits",
+      }),
+    }).strict(),
+  ).max(50),
+  fromScratch: z.boolean().openapi({
+    description: "Also make from-scratch deltas",
+  }),
+}).strict().openapi("DeltaPolicy");
+
+const text = (max: number) => z.string().min(1).max(max);
+
+const fields = {
+  title: text(200).openapi({ example: "Example Apps" }),
+  description: text(4000).openapi({
+    example: "Apps built by the example team",
+  }),
+  homepage: HttpUrl.openapi({ example: "https://example.org" }),
+  iconUrl: HttpUrl.openapi({ example: "https://example.org/icon.svg" }),
+  collectionId: CollectionId,
+  defaultBranch: Branch,
+  public: z.boolean(),
+  deltaPolicy: DeltaPolicySchema,
+  minFreeSpace: MinFreeSpace,
+  baseUrl: HttpUrl.openapi({
+    description: "Public URL of the repository; default <server>/repo/<name>",
+  }),
+  redirectUrl: HttpUrl.openapi({
+    description: "Tell clients the repository moved here (xa.redirect-url)",
+  }),
+};
+
+export const CreateRepoSchema = z.object({
+  name: RepoName,
+  title: fields.title.optional(),
+  description: fields.description.optional(),
+  homepage: fields.homepage.optional(),
+  iconUrl: fields.iconUrl.optional(),
+  collectionId: fields.collectionId.optional(),
+  defaultBranch: fields.defaultBranch.default("stable"),
+  public: fields.public.default(true),
+  deltaPolicy: fields.deltaPolicy.optional(),
+  minFreeSpace: fields.minFreeSpace.default("500MB"),
+  baseUrl: fields.baseUrl.optional(),
+  redirectUrl: fields.redirectUrl.optional(),
+}).strict().openapi("CreateRepoRequest");
+
+/** Every field optional; `null` clears an optional one. The name never changes. */
+export const UpdateRepoSchema = z.object({
+  title: fields.title.nullable().optional(),
+  description: fields.description.nullable().optional(),
+  homepage: fields.homepage.nullable().optional(),
+  iconUrl: fields.iconUrl.nullable().optional(),
+  collectionId: fields.collectionId.optional(),
+  defaultBranch: fields.defaultBranch.optional(),
+  public: fields.public.optional(),
+  deltaPolicy: fields.deltaPolicy.optional(),
+  minFreeSpace: fields.minFreeSpace.optional(),
+  baseUrl: fields.baseUrl.nullable().optional(),
+  redirectUrl: fields.redirectUrl.nullable().optional(),
+}).strict().refine(
+  (b) => Object.keys(b).length > 0,
+  "must change at least one field",
+)
+  .openapi("UpdateRepoRequest");
+
+export const RepoSchema = z.object({
+  name: z.string().openapi({ example: "stable" }),
+  title: z.string().nullable(),
+  description: z.string().nullable(),
+  homepage: z.string().nullable(),
+  iconUrl: z.string().nullable(),
+  collectionId: z.string().nullable(),
+  defaultBranch: z.string(),
+  public: z.boolean(),
+  deltaPolicy: DeltaPolicySchema,
+  minFreeSpace: z.string(),
+  baseUrl: z.string().nullable(),
+  redirectUrl: z.string().nullable(),
+  url: z.string().openapi({
+    description: "Where clients fetch the repository",
+    example: "https://flatyard.example/repo/stable",
+  }),
+  flatpakrepoUrl: z.string().openapi({
+    example: "https://flatyard.example/repo/stable.flatpakrepo",
+  }),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+}).openapi("Repo");
+
+/** The URL clients fetch the repository from. */
+export function repoUrl(repo: Repo, serverBase: string): string {
+  return repo.baseUrl ?? `${serverBase}/repo/${repo.name}`;
+}
+
+/** A repository as the API shows it. */
+export function toRepoJson(
+  r: Repo,
+  serverBase: string,
+): z.infer<typeof RepoSchema> {
+  return {
+    name: r.name,
+    title: r.title,
+    description: r.description,
+    homepage: r.homepage,
+    iconUrl: r.iconUrl,
+    collectionId: r.collectionId,
+    defaultBranch: r.defaultBranch,
+    public: r.public,
+    deltaPolicy: r.deltaPolicy,
+    minFreeSpace: r.minFreeSpace,
+    baseUrl: r.baseUrl,
+    redirectUrl: r.redirectUrl,
+    url: repoUrl(r, serverBase),
+    flatpakrepoUrl: `${serverBase}/repo/${r.name}.flatpakrepo`,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}

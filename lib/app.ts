@@ -21,6 +21,8 @@ import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createUserRoutes } from "../routes/users.ts";
 import { createRepoRoutes } from "../routes/repos.ts";
+import { createRepoKeyRoutes } from "../routes/repo_keys.ts";
+import { createRepoFileRoutes } from "../routes/repo_files.ts";
 
 export const API_TITLE = "Flatyard API";
 export const API_VERSION = "0.1.0";
@@ -78,6 +80,8 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));
   app.route("/", createRepoRoutes(deps));
+  app.route("/", createRepoKeyRoutes(deps));
+  app.route("/", createRepoFileRoutes(deps));
   app.route("/", createJobRoutes(deps));
   app.route("/", createAuditRoutes(deps));
   app.route("/", createDocsRoutes());

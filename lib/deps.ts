@@ -25,6 +25,7 @@ import { TokenRegistry } from "./tokens/registry.ts";
 import { DEFAULT_SCRYPT_N } from "./users/passwords.ts";
 import { SessionStore } from "./users/sessions.ts";
 import { UserStore } from "./users/users.ts";
+import { RepoKeys } from "./repos/repo_keys.ts";
 
 /** Everything the app, the worker and the CLI need. */
 export interface Deps {
@@ -37,6 +38,7 @@ export interface Deps {
   users: UserStore;
   sessions: SessionStore;
   audit: AuditLog;
+  repoKeys: RepoKeys;
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
@@ -52,11 +54,14 @@ export async function assembleDeps(
     clock?: Clock;
     scryptN?: number;
     secret?: Uint8Array;
+    masterKey?: Uint8Array;
   },
 ): Promise<Deps & { start(): Promise<void>; stop(): Promise<void> }> {
   const clock = parts.clock ?? systemClock;
   const secret = parts.secret ??
     await resolveSecret(config.secret, config.dataDir);
+  const masterKey = parts.masterKey ??
+    await resolveSecret(config.masterKey, config.dataDir, "master.key");
   const registry = new TokenRegistry(parts.db, parts.bus, parts.logger);
   const users = new UserStore(parts.db, parts.scryptN ?? DEFAULT_SCRYPT_N);
   const metrics = new Metrics();
@@ -86,6 +91,7 @@ export async function assembleDeps(
     users,
     sessions: new SessionStore(parts.db, users, clock, config.sessionHours),
     audit: new AuditLog(parts.db),
+    repoKeys: new RepoKeys(parts.db, masterKey),
     metrics,
     logger: parts.logger,
     clock,

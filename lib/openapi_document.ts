@@ -30,6 +30,7 @@ export async function openApiDocument(
     bus: createMemoryBus(),
     logger: silentLogger,
     secret: new Uint8Array(32),
+    masterKey: new Uint8Array(32),
   });
   const res = await createApp(deps).request("/api/v1/openapi.json");
   return await res.json();

@@ -4,7 +4,9 @@
 #
 # usage: scripts/setup.sh runtime|test
 #   runtime  what `serve` needs (ostree, flatpak, flatpak-builder, git)
-#   test     runtime + the real services and tools the test suite drives
+#   test     runtime + the real services and tools the test suite drives, and qemu-user for the
+#            foreign architecture (aarch64 on x86_64 hosts, x86_64 on aarch64 ones) so flatpak
+#            fixtures for both arches build and run (tests/support/flatpak_fixtures.ts)
 set -euo pipefail
 
 DENO_VERSION=2.9.6
@@ -14,7 +16,28 @@ profile=${1:-runtime}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
 runtime_pkgs=(ostree flatpak flatpak-builder bubblewrap git ca-certificates)
-test_pkgs=(postgresql redis-server busybox-static)
+# busybox-static is the host arch's fixture runtime; the foreign arch's busybox-static is not
+# installed (it would conflict): tests/support/fixture_arch.ts downloads and caches it on demand.
+test_pkgs=(postgresql redis-server busybox-static qemu-user-static binfmt-support gnupg)
+
+# The architecture fixtures are cross-built for, in dpkg's and in qemu's names.
+case "$(uname -m)" in
+x86_64) foreign_deb=arm64 foreign_qemu=aarch64 ;;
+aarch64) foreign_deb=amd64 foreign_qemu=x86_64 ;;
+*) foreign_deb='' foreign_qemu='' ;;
+esac
+
+# Runs a command as root, through sudo when needed.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null; then
+    sudo "$@"
+  else
+    say "need root (or sudo) to run: $*"
+    exit 1
+  fi
+}
 
 packages=("${runtime_pkgs[@]}")
 case "$profile" in
@@ -26,6 +49,21 @@ test) packages+=("${test_pkgs[@]}") ;;
   ;;
 esac
 
+# --- foreign architecture (test) ------------------------------------------------
+# dpkg must know it for `apt-get download busybox-static:<arch>`; the package lists are then
+# refreshed once, here or with the install below.
+apt_updated=false
+if [ "$profile" = test ] && [ -n "$foreign_deb" ]; then
+  if dpkg --print-foreign-architectures | grep -qx "$foreign_deb"; then
+    say "dpkg architecture $foreign_deb present"
+  else
+    say "adding dpkg architecture $foreign_deb (fixtures download busybox-static:$foreign_deb)"
+    as_root dpkg --add-architecture "$foreign_deb"
+    as_root apt-get update -qq
+    apt_updated=true
+  fi
+fi
+
 # --- Debian packages ---------------------------------------------------------
 missing=()
 for p in "${packages[@]}"; do
@@ -34,18 +72,45 @@ for p in "${packages[@]}"; do
   fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null; then sudo=(sudo); else
-      say "need root (or sudo) to install: ${missing[*]}"
-      exit 1
-    fi
-  fi
   say "installing Debian packages: ${missing[*]}"
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $apt_updated || as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "Debian packages present: ${packages[*]}"
+fi
+
+# --- qemu-user in binfmt_misc (test) -------------------------------------------
+# Lets the kernel run the foreign arch's binaries, also inside flatpak's sandbox (Debian's entries
+# carry the F flag: the interpreter is opened at registration). Containers often start without
+# binfmt_misc mounted, and the package's own registration only happens where it is mounted.
+# Warns rather than fails, so unrelated tests still run here; .ci/run insists on it.
+ensure_binfmt() {
+  local fs=/proc/sys/fs/binfmt_misc entry=/proc/sys/fs/binfmt_misc/qemu-$foreign_qemu
+  if ! mountpoint -q "$fs"; then
+    say "mounting binfmt_misc on $fs"
+    as_root mount -t binfmt_misc binfmt_misc "$fs" || {
+      say "WARNING: cannot mount binfmt_misc: $foreign_qemu fixtures will not run"
+      return 0
+    }
+  fi
+  if [ -e "$entry" ] && [ "$(head -n 1 "$entry")" = enabled ]; then
+    say "qemu-$foreign_qemu registered in binfmt_misc"
+    return 0
+  fi
+  if [ -e "$entry" ]; then
+    say "enabling qemu-$foreign_qemu in binfmt_misc"
+    echo 1 | as_root tee "$entry" >/dev/null || true
+  else
+    say "registering qemu-$foreign_qemu in binfmt_misc"
+    as_root update-binfmts --enable "qemu-$foreign_qemu" ||
+      as_root update-binfmts --import "qemu-$foreign_qemu" || true
+  fi
+  if ! { [ -e "$entry" ] && [ "$(head -n 1 "$entry")" = enabled ]; }; then
+    say "WARNING: qemu-$foreign_qemu is not registered in binfmt_misc: $foreign_qemu fixtures will not run"
+  fi
+}
+if [ "$profile" = test ] && [ -n "$foreign_qemu" ]; then
+  ensure_binfmt
 fi
 
 # --- Deno ----------------------------------------------------------------------

@@ -210,8 +210,10 @@ dbTest(
     } finally {
       await a.close();
       // gpg starts an agent per GNUPGHOME: stop it before removing its home.
-    await run("gpgconf", ["--kill", "gpg-agent"], { env: { GNUPGHOME: gpg.home } }).catch(() => {});
-    await Deno.remove(gpg.home, { recursive: true });
+      await run("gpgconf", ["--kill", "gpg-agent"], {
+        env: { GNUPGHOME: gpg.home },
+      }).catch(() => {});
+      await Deno.remove(gpg.home, { recursive: true });
     }
   },
 );

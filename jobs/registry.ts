@@ -1,29 +1,56 @@
-/** @module The job handlers a worker runs, by kind: each wraps a `run<Kind>` from jobs/. */
+/**
+ * @module The job handlers a worker runs, by kind: each parses its payload (a job row may be
+ * older than the code, or written by another version) and calls a `run<Kind>` from jobs/.
+ */
+import { z } from "zod";
 import type { Deps } from "../lib/deps.ts";
-import type { JobHandler } from "../lib/queue/worker.ts";
-import { MAINTENANCE_KIND, runMaintenance } from "./maintenance.ts";
 import {
-  REPO_DELETE_KIND,
-  type RepoDeleteInput,
-  runRepoDelete,
-} from "./repo_delete.ts";
+  type JobContext,
+  type JobHandler,
+  PermanentJobError,
+} from "../lib/queue/worker.ts";
+import { MAINTENANCE_KIND, runMaintenance } from "./maintenance.ts";
+import { REPO_DELETE_KIND, runRepoDelete } from "./repo_delete.ts";
 import { REPO_VALIDATE_KIND, runRepoValidate } from "./repo_validate.ts";
+
+/** A handler whose payload is checked against `schema` first; a bad payload is not retried. */
+function parsed<S extends z.ZodType>(
+  kind: string,
+  schema: S,
+  run: (input: z.infer<S>, ctx: JobContext) => Promise<unknown>,
+): JobHandler {
+  return (payload, ctx) => {
+    const input = schema.safeParse(payload);
+    if (!input.success) {
+      throw new PermanentJobError(
+        `Invalid ${kind} payload: ${
+          input.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)
+            .join("; ")
+        }`,
+      );
+    }
+    return run(input.data, ctx);
+  };
+}
 
 /** Every job kind Flatyard runs. */
 export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
+  const dataDir = deps.config.dataDir;
   return {
-    [MAINTENANCE_KIND]: (input, ctx) => runMaintenance(deps, input, ctx),
-    [REPO_DELETE_KIND]: (input, ctx) =>
-      runRepoDelete(
-        { dataDir: deps.config.dataDir },
-        input as RepoDeleteInput,
-        ctx,
-      ),
-    [REPO_VALIDATE_KIND]: (input, ctx) =>
-      runRepoValidate(
-        { db: deps.db, dataDir: deps.config.dataDir },
-        input as { repo: string },
-        ctx,
-      ),
+    [MAINTENANCE_KIND]: parsed(
+      MAINTENANCE_KIND,
+      z.object({}),
+      (input, ctx) => runMaintenance(deps, input, ctx),
+    ),
+    [REPO_DELETE_KIND]: parsed(
+      REPO_DELETE_KIND,
+      z.object({ repo: z.string(), trashPath: z.string().nullable() }),
+      (input, ctx) => runRepoDelete({ dataDir }, input, ctx),
+    ),
+    [REPO_VALIDATE_KIND]: parsed(
+      REPO_VALIDATE_KIND,
+      z.object({ repo: z.string() }),
+      (input, ctx) => runRepoValidate({ db: deps.db, dataDir }, input, ctx),
+    ),
   };
 }

@@ -9,7 +9,11 @@ import { ostree } from "../ostree/cli.ts";
 import type { Repo } from "./repo_store.ts";
 
 /** Where repositories live, and where deleted ones wait for removal. */
-export function repoPaths(dataDir: string) {
+export function repoPaths(dataDir: string): {
+  root: string;
+  repo: (name: string) => string;
+  trash: string;
+} {
   return {
     root: join(dataDir, "repos"),
     repo: (name: string) => join(dataDir, "repos", name),

@@ -4,6 +4,7 @@
  * server and a worker in one process.
  */
 import { createApp } from "./lib/app.ts";
+import { serveApp } from "./lib/http/node_server.ts";
 import { print, printErr } from "./lib/cli/output.ts";
 import { mintOffline, tokenUsage } from "./lib/cli/token.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
@@ -55,20 +56,22 @@ async function serve(config: Config, logger: Logger): Promise<void> {
     })
     : undefined;
   if (worker) await scheduleMaintenance(deps.queue, deps.db, 60);
-  const server = Deno.serve({
+  // node:http, not Deno.serve: flat-manager clients send bodies on GET (see node_server.ts).
+  const server = await serveApp(app, {
     hostname: config.host,
     port: config.port,
-    onListen: ({ hostname, port }) =>
-      logger.info("listening", {
-        url: `http://${
-          hostname.includes(":") ? `[${hostname}]` : hostname
-        }:${port}`,
-        baseUrl: config.baseUrl,
-        database: deps.db.kind,
-        bus: deps.bus.kind,
-        worker: worker !== undefined,
-      }),
-  }, app.fetch);
+    onError: (err) => logger.error("connection failed", errorFields(err, true)),
+  });
+  const host = server.hostname.includes(":")
+    ? `[${server.hostname}]`
+    : server.hostname;
+  logger.info("listening", {
+    url: `http://${host}:${server.port}`,
+    baseUrl: config.baseUrl,
+    database: deps.db.kind,
+    bus: deps.bus.kind,
+    worker: worker !== undefined,
+  });
   const sig = await untilSignal();
   logger.info("shutting down", { signal: sig });
   await server.shutdown();

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { dbTest } from "./support/db.ts";
+import { serveApp } from "../lib/http/node_server.ts";
 import { expectJson, testApp } from "./support/app.ts";
 import {
   cachedFixtureRepo,
@@ -45,11 +46,7 @@ dbTest(
     const port = freePort();
     const base = `http://127.0.0.1:${port}`;
     const a = await testApp(db, { env: { FLATYARD_BASE_URL: base } });
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port,
-      onListen: () => {},
-    }, a.app.fetch);
+    const server = await serveApp(a.app, { hostname: "127.0.0.1", port });
     const work = await Deno.makeTempDir({ prefix: "flatyard-interop-" });
     await using fixture = await cachedFixtureRepo({ arches: [arch] });
     try {

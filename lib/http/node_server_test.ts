@@ -1,0 +1,77 @@
+/** The node:http front: GET bodies reach the app, other bodies stream, cookies and HEAD behave. */
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { rawRequest } from "../../tests/support/raw_http.ts";
+import { serveApp, type ServerEnv } from "./node_server.ts";
+
+Deno.test("serveApp hands GET bodies to the app and streams the rest", async (t) => {
+  const app = new Hono<{ Bindings: ServerEnv }>();
+  app.get(
+    "/echo",
+    (c) =>
+      c.json({
+        body: c.env.getBody ? new TextDecoder().decode(c.env.getBody) : null,
+        ip: c.env.remoteAddr.hostname,
+      }),
+  );
+  app.post("/count", async (c) => {
+    let n = 0;
+    for await (const chunk of c.req.raw.body!) n += chunk.length;
+    return c.json({ n });
+  });
+  app.get("/cookies", (c) => {
+    c.header("Set-Cookie", "a=1", { append: true });
+    c.header("Set-Cookie", "b=2", { append: true });
+    return c.text("ok");
+  });
+  const server = await serveApp(app, { hostname: "127.0.0.1", port: 0 });
+  try {
+    await t.step(
+      "a GET body (flat-manager's log-offset) reaches c.env.getBody",
+      async () => {
+        const res = await rawRequest(server.port, "GET", "/echo", {
+          "Content-Type": "application/json",
+        }, '{"log-offset": 17}');
+        assert.equal(res.status, 200);
+        assert.deepEqual(JSON.parse(res.text()), {
+          body: '{"log-offset": 17}',
+          ip: "127.0.0.1",
+        });
+      },
+    );
+    await t.step("a GET without a body has none", async () => {
+      const res = await fetch(`http://127.0.0.1:${server.port}/echo`);
+      assert.deepEqual((await res.json()).body, null);
+    });
+    await t.step("a GET body over 10 MiB is refused with 413", async () => {
+      const res = await rawRequest(
+        server.port,
+        "GET",
+        "/echo",
+        {},
+        new Uint8Array(10 * 1024 * 1024 + 1),
+      );
+      assert.equal(res.status, 413);
+    });
+    await t.step("a POST body streams through whole", async () => {
+      const body = new Uint8Array(5 * 1024 * 1024).fill(7);
+      const res = await fetch(`http://127.0.0.1:${server.port}/count`, {
+        method: "POST",
+        body,
+      });
+      assert.deepEqual(await res.json(), { n: body.length });
+    });
+    await t.step("several Set-Cookie headers survive", async () => {
+      const res = await fetch(`http://127.0.0.1:${server.port}/cookies`);
+      assert.deepEqual(res.headers.getSetCookie(), ["a=1", "b=2"]);
+      await res.body?.cancel();
+    });
+    await t.step("HEAD has headers and no body", async () => {
+      const res = await rawRequest(server.port, "HEAD", "/cookies", {});
+      assert.equal(res.status, 200);
+      assert.equal(res.body.length, 0);
+    });
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -17,6 +17,8 @@ import { createApiTokenRoutes } from "../routes/api_tokens.ts";
 import { createAuthRoutes } from "../routes/auth.ts";
 import { createDocsRoutes } from "../routes/docs.ts";
 import { createFlatManagerTokenRoutes } from "../routes/flat_manager_tokens.ts";
+import { createFlatManagerBuildRoutes } from "../routes/flat_manager/builds.ts";
+import { createFlatManagerJobRoutes } from "../routes/flat_manager/jobs.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createUserRoutes } from "../routes/users.ts";
@@ -76,6 +78,8 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
 
   app.route("/", createHealthRoutes(deps));
   app.route("/", createFlatManagerTokenRoutes(deps));
+  app.route("/", createFlatManagerBuildRoutes(deps));
+  app.route("/", createFlatManagerJobRoutes(deps));
   app.route("/", createAuthRoutes(deps));
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));

@@ -1,0 +1,84 @@
+/**
+ * @module Build repositories on disk (specs/flat-manager-api.md §5.1): `<data>/builds/<id>`, an
+ * archive repo for the committed build, and `<data>/builds/<id>/upload` for uploaded objects.
+ * Both point at the main repository (`parent` symlink and `core.parent`), so objects the main
+ * repository has never need uploading.
+ */
+import { join } from "node:path";
+import { ostree } from "../ostree/cli.ts";
+
+/** Where build `id` lives. */
+export function buildPaths(
+  dataDir: string,
+  id: number,
+): { root: string; upload: string; all: string } {
+  const all = join(dataDir, "builds");
+  const root = join(all, String(id));
+  return { all, root, upload: join(root, "upload") };
+}
+
+async function initOne(
+  dir: string,
+  mainRepo: string,
+  collectionId: string | null,
+): Promise<void> {
+  await ostree(dir, ["init", "--mode=archive-z2"]);
+  await Deno.symlink(mainRepo, join(dir, "parent"));
+  await ostree(dir, ["config", "set", "core.parent", mainRepo]);
+  await ostree(dir, ["config", "set", "core.min-free-space-size", "500MB"]);
+  if (collectionId) {
+    await ostree(dir, ["config", "set", "core.collection-id", collectionId]);
+  }
+}
+
+/** Creates both repositories, made complete in a temporary directory and renamed into place. */
+export async function initBuildRepos(
+  dataDir: string,
+  id: number,
+  mainRepo: string,
+  repoCollectionId: string | null,
+): Promise<void> {
+  const paths = buildPaths(dataDir, id);
+  await Deno.mkdir(paths.all, { recursive: true });
+  const tmp = join(paths.all, `.init-${id}-${crypto.randomUUID()}`);
+  try {
+    await initOne(
+      tmp,
+      mainRepo,
+      repoCollectionId ? `${repoCollectionId}.Build${id}` : null,
+    );
+    await initOne(join(tmp, "upload"), mainRepo, null);
+    await Deno.rename(tmp, paths.root);
+  } catch (err) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/** Which of `names` (validated object file names) neither the upload nor the main repo has. */
+export async function missingObjects(
+  dataDir: string,
+  id: number,
+  names: string[],
+): Promise<string[]> {
+  const { upload, root } = buildPaths(dataDir, id);
+  const parent = join(root, "parent");
+  const missing: string[] = [];
+  for (const name of names) {
+    const rel = join("objects", name.slice(0, 2), name.slice(2));
+    const found = await exists(join(upload, rel)) ||
+      await exists(join(parent, rel));
+    if (!found) missing.push(name);
+  }
+  return missing;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}

@@ -68,6 +68,7 @@ export const envSchema = z.object({
       "must be 32 bytes, base64",
     ).optional(),
   ),
+  FLATYARD_MAX_OBJECT_BYTES: int(4 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
   FLATYARD_RUNNER: withDefault(z.enum(["local"]).default("local")),
   FLATYARD_RUN_WORKER: bool(true),
   FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
@@ -98,6 +99,8 @@ export interface Config {
   tokenPrefix: string | undefined;
   /** Seals signing keys at rest (32 bytes); unset: generated once into `<dataDir>/master.key`. */
   masterKey: Uint8Array | undefined;
+  /** Largest single object or delta part accepted by an upload (413 above). */
+  maxObjectBytes: number;
   runner: "local";
   runWorker: boolean;
   workerConcurrency: number;
@@ -153,6 +156,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     masterKey: e.FLATYARD_MASTER_KEY === undefined
       ? undefined
       : decodeBase64(e.FLATYARD_MASTER_KEY),
+    maxObjectBytes: e.FLATYARD_MAX_OBJECT_BYTES,
     runner: e.FLATYARD_RUNNER,
     runWorker: e.FLATYARD_RUN_WORKER,
     workerConcurrency: e.FLATYARD_WORKER_CONCURRENCY,

@@ -17,6 +17,23 @@ export const PublishedState = {
   Failed: 3,
 } as const;
 
+/** The names flat-manager puts in `current-state` (§3.2 wrong-state errors). */
+export const repoStateNames = [
+  "uploading",
+  "committing",
+  "ready",
+  "failed",
+  "purging",
+  "purged",
+  "validating",
+] as const;
+export const publishedStateNames = [
+  "unpublished",
+  "publishing",
+  "published",
+  "failed",
+] as const;
+
 /** A build row. */
 export interface Build {
   id: number;

@@ -94,10 +94,16 @@ async function handle(
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) out["set-cookie"] = cookies;
+  // The app answered before reading the whole body (an early 4xx during an upload): close the
+  // connection after the response, or the client's next request would queue behind the rest.
+  const unread = !req.complete;
+  if (unread) out["connection"] = "close";
   res.writeHead(response.status, out);
   if (!response.body || method === "HEAD") {
     await response.body?.cancel();
-    res.end();
+    res.end(() => {
+      if (unread) req.socket?.destroy();
+    });
     return;
   }
   try {
@@ -109,7 +115,9 @@ async function handle(
       if (abort.signal.aborted) break;
     }
   } finally {
-    res.end();
+    res.end(() => {
+      if (unread) req.socket?.destroy();
+    });
   }
 }
 

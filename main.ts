@@ -17,6 +17,7 @@ import { createLogger, errorFields, type Logger } from "./lib/logger.ts";
 import { startWorker } from "./lib/queue/worker.ts";
 import { resolveSecret } from "./lib/secret.ts";
 import { createJobHandlers } from "./jobs/registry.ts";
+import { reconcileBuilds } from "./lib/builds/build_store.ts";
 import { scheduleMaintenance } from "./jobs/maintenance.ts";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -53,6 +54,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       handlers: createJobHandlers(deps),
       concurrency: config.workerConcurrency,
       leaseSeconds: config.jobLeaseSeconds,
+      onTick: async () => void await reconcileBuilds(deps.db),
     })
     : undefined;
   if (worker) await scheduleMaintenance(deps.queue, deps.db, 60);
@@ -93,6 +95,7 @@ async function worker(config: Config, logger: Logger): Promise<void> {
     handlers: createJobHandlers(deps),
     concurrency: config.workerConcurrency,
     leaseSeconds: config.jobLeaseSeconds,
+    onTick: async () => void await reconcileBuilds(deps.db),
   });
   const sig = await untilSignal();
   logger.info("shutting down", { signal: sig });

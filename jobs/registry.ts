@@ -12,6 +12,9 @@ import {
 import { MAINTENANCE_KIND, runMaintenance } from "./maintenance.ts";
 import { REPO_DELETE_KIND, runRepoDelete } from "./repo_delete.ts";
 import { REPO_VALIDATE_KIND, runRepoValidate } from "./repo_validate.ts";
+import { COMMIT_KIND, runCommit } from "./commit.ts";
+import { PUBLISH_KIND, runPublish } from "./publish.ts";
+import { runUpdateRepo, UPDATE_REPO_KIND } from "./update_repo.ts";
 
 /** A handler whose payload is checked against `schema` first; a bad payload is not retried. */
 function parsed<S extends z.ZodType>(
@@ -36,7 +39,34 @@ function parsed<S extends z.ZodType>(
 /** Every job kind Flatyard runs. */
 export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
   const dataDir = deps.config.dataDir;
+  const pipeline = {
+    db: deps.db,
+    queue: deps.queue,
+    dataDir,
+    baseUrl: deps.config.baseUrl,
+    repoKeys: deps.repoKeys,
+  };
   return {
+    [COMMIT_KIND]: parsed(
+      COMMIT_KIND,
+      z.object({
+        build: z.number().int(),
+        endoflife: z.string().nullable(),
+        endoflife_rebase: z.string().nullable(),
+        token_type: z.number().int().nullable(),
+      }),
+      (input, ctx) => runCommit(pipeline, input, ctx),
+    ),
+    [PUBLISH_KIND]: parsed(
+      PUBLISH_KIND,
+      z.object({ build: z.number().int() }),
+      (input, ctx) => runPublish(pipeline, input, ctx),
+    ),
+    [UPDATE_REPO_KIND]: parsed(
+      UPDATE_REPO_KIND,
+      z.object({ repo: z.string() }),
+      (input, ctx) => runUpdateRepo(pipeline, input, ctx),
+    ),
     [MAINTENANCE_KIND]: parsed(
       MAINTENANCE_KIND,
       z.object({}),

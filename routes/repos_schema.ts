@@ -1,6 +1,6 @@
 /** @module Schemas of the repository routes: every field's validation lives here. */
 import { z } from "@hono/zod-openapi";
-import type { Repo } from "../lib/repos/repo_store.ts";
+import { type Repo, repoUrl } from "../lib/repos/repo_store.ts";
 import { RepoNameSchema } from "./users_schema.ts";
 
 /** A repository name; `.flatpakrepo` is reserved for the file served beside the repository. */
@@ -135,10 +135,7 @@ export const RepoSchema = z.object({
   updatedAt: z.string(),
 }).openapi("Repo");
 
-/** The URL clients fetch the repository from. */
-export function repoUrl(repo: Repo, serverBase: string): string {
-  return repo.baseUrl ?? `${serverBase}/repo/${repo.name}`;
-}
+export { repoUrl } from "../lib/repos/repo_store.ts";
 
 /** A repository as the API shows it. */
 export function toRepoJson(

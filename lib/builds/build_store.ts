@@ -232,3 +232,24 @@ export const buildStore = {
     return toRef(same!);
   },
 };
+
+/**
+ * Builds whose commit or publish job ended without finishing them (the worker died and the job
+ * ran out of attempts, or it was cancelled) are marked failed with the job's error, as flat-
+ * manager does for jobs interrupted by a restart (§4.3). Returns how many were fixed.
+ */
+export async function reconcileBuilds(q: Queryable): Promise<number> {
+  const a = await q.query(
+    `UPDATE builds b SET repo_state = 3,
+       repo_state_reason = 'Commit job ' || j.status || ': ' || coalesce(j.error, 'no reason recorded')
+     FROM jobs j WHERE j.id = b.commit_job_id AND b.repo_state = 1 AND j.status IN ('failed', 'cancelled')
+     RETURNING b.id`,
+  );
+  const b = await q.query(
+    `UPDATE builds b SET published_state = 3,
+       published_state_reason = 'Publish job ' || j.status || ': ' || coalesce(j.error, 'no reason recorded')
+     FROM jobs j WHERE j.id = b.publish_job_id AND b.published_state = 1 AND j.status IN ('failed', 'cancelled')
+     RETURNING b.id`,
+  );
+  return a.length + b.length;
+}

@@ -35,6 +35,8 @@ export interface WorkerOptions {
   handlers: Record<string, JobHandler>;
   concurrency: number;
   leaseSeconds: number;
+  /** Extra housekeeping run with lease recovery (e.g. reconciling records of dead jobs). */
+  onTick?: () => Promise<void>;
   /** Longest wait between looks at the queue when no wake-up arrives. Default 1000 ms. */
   pollMs?: number;
   id?: string;
@@ -158,6 +160,7 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
             log.warn("recovered jobs of dead workers", { jobs: recovered });
           }
           await opts.queue.cancelBlockedDependents();
+          await opts.onTick?.();
         }
         if (running.size < opts.concurrency && kinds.length > 0) {
           const job = await opts.queue.claim(id, kinds, opts.leaseSeconds);

@@ -34,6 +34,14 @@ export interface Repo {
   updatedAt: Date;
 }
 
+/** The URL clients fetch the repository from. */
+export function repoUrl(
+  repo: Pick<Repo, "baseUrl" | "name">,
+  serverBase: string,
+): string {
+  return repo.baseUrl ?? `${serverBase}/repo/${repo.name}`;
+}
+
 /** The settable fields. */
 export type RepoSettings = Omit<
   Repo,

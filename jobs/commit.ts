@@ -1,0 +1,126 @@
+/**
+ * @module `commit` (specs/flat-manager-api.md §6.1): turns the uploaded objects of a build into
+ * commits of its build repository with `flatpak build-commit-from --untrusted` (which checksums
+ * every object again), signs them with the repository's build key when it has one, writes the
+ * build's `.flatpakref` files and summary, and removes the upload area. The build ends Ready,
+ * or Failed with the reason in its log.
+ */
+import { join } from "node:path";
+import type { Db } from "../lib/db/db.ts";
+import { buildPaths } from "../lib/builds/build_disk.ts";
+import { buildStore, RepoState } from "../lib/builds/build_store.ts";
+import {
+  flatpakref,
+  parseFlatpakRef,
+  wantsFlatpakref,
+} from "../lib/builds/flatpakref.ts";
+import { readRef, signUnsignedTips } from "../lib/builds/repo_refs.ts";
+import { run } from "../lib/ostree/cli.ts";
+import { signSummaries } from "../lib/ostree/sign.ts";
+import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
+import type { RepoKeys } from "../lib/repos/repo_keys.ts";
+import { repoStore } from "../lib/repos/repo_store.ts";
+
+export const COMMIT_KIND = "commit";
+
+/** The job's payload, as flat-manager's (§4.2). */
+export interface CommitInput {
+  build: number;
+  endoflife: string | null;
+  endoflife_rebase: string | null;
+  token_type: number | null;
+}
+
+/** What the commit job needs. */
+export interface CommitDeps {
+  db: Db;
+  dataDir: string;
+  baseUrl: string;
+  repoKeys: RepoKeys;
+}
+
+/** Runs the commit of build `input.build`. */
+export async function runCommit(
+  deps: CommitDeps,
+  input: CommitInput,
+  { log, signal }: Pick<JobContext, "log" | "signal">,
+): Promise<{ refs: Record<string, string> }> {
+  const build = await buildStore.get(deps.db, input.build);
+  if (!build) throw new PermanentJobError(`Cannot find build "${input.build}"`);
+  try {
+    const refs = await buildStore.refs(deps.db, build.id);
+    if (refs.length === 0) throw new PermanentJobError("No refs in build");
+    const paths = buildPaths(deps.dataDir, build.id);
+    const firstApp = refs.map((r) => parseFlatpakRef(r.refName)).find((r) =>
+      r?.kind === "app"
+    )?.id;
+    const result: Record<string, string> = {};
+    for (const ref of refs) {
+      await log(`Committing ref ${ref.refName} (${ref.commit})`);
+      await run("flatpak", [
+        "build-commit-from",
+        "--timestamp=NOW",
+        "--no-update-summary",
+        "--untrusted",
+        "--force",
+        "--disable-fsync",
+        ...(input.endoflife ? [`--end-of-life=${input.endoflife}`] : []),
+        ...(input.endoflife_rebase && firstApp
+          ? [`--end-of-life-rebase=${firstApp}=${input.endoflife_rebase}`]
+          : []),
+        ...(input.token_type !== null
+          ? [`--token-type=${input.token_type}`]
+          : []),
+        `--src-repo=${paths.upload}`,
+        `--src-ref=${ref.commit}`,
+        paths.root,
+        ref.refName,
+      ], { signal, log });
+      const commit = await readRef(paths.root, ref.refName);
+      if (!commit) {
+        throw new Error(`Ref ${ref.refName} is missing after its commit`);
+      }
+      result[ref.refName] = commit;
+    }
+    const repo = await repoStore.get(deps.db, build.repo);
+    const signer = repo
+      ? await deps.repoKeys.signer(repo.id, "build")
+      : undefined;
+    if (signer) await signUnsignedTips(paths.root, Object.keys(result), signer);
+    const keyring = repo
+      ? await deps.repoKeys.keyring(repo.id, "build")
+      : undefined;
+    for (const ref of refs) {
+      const r = parseFlatpakRef(ref.refName);
+      if (!r || !wantsFlatpakref(ref.refName)) continue;
+      await Deno.writeTextFile(
+        join(paths.root, `${r.id}.flatpakref`),
+        flatpakref({
+          id: r.id,
+          branch: r.branch,
+          title: `${r.id} build nr ${build.id}`,
+          isRuntime: r.kind === "runtime",
+          url: `${deps.baseUrl}/build-repo/${build.id}`,
+          gpgKey: keyring,
+        }),
+      );
+    }
+    await log("running build-update-repo");
+    await run("flatpak", ["build-update-repo", paths.root], { signal, log });
+    if (signer) {
+      await signUnsignedTips(paths.root, ["appstream/", "appstream2/"], signer);
+      await signSummaries(paths.root, signer);
+    }
+    await log("Removing upload directory");
+    await Deno.remove(paths.upload, { recursive: true });
+    await buildStore.setRepoState(deps.db, build.id, RepoState.Ready, null);
+    return { refs: result };
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    await buildStore.setRepoState(deps.db, build.id, RepoState.Failed, reason);
+    // A build that does not commit will not commit on a second try: no retry.
+    throw err instanceof PermanentJobError
+      ? err
+      : new PermanentJobError(reason);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * @module `publish` (specs/flat-manager-api.md §6.3): imports a committed build into its main
+ * repository, serialized per repository (`repo:<name>`), signs the new commits with the
+ * repository key before any delta can be made from them (specs/ostree-repos.md §3.1), writes
+ * the `.flatpakref` files, queues (or joins) the repository's update-repo job, and removes the
+ * build's files. If anything fails, the main repository's refs are put back as they were, so
+ * the next summary never shows half a publish.
+ */
+import { join } from "node:path";
+import type { Db } from "../lib/db/db.ts";
+import { buildPaths } from "../lib/builds/build_disk.ts";
+import { buildStore, PublishedState } from "../lib/builds/build_store.ts";
+import { deltaDir, existingDeltas } from "../lib/builds/deltas.ts";
+import { flatpakref, parseFlatpakRef } from "../lib/builds/flatpakref.ts";
+import {
+  readRef,
+  signUnsignedTips,
+  writeRef,
+} from "../lib/builds/repo_refs.ts";
+import { run } from "../lib/ostree/cli.ts";
+import type { JobQueue } from "../lib/queue/queue.ts";
+import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
+import { repoPaths } from "../lib/repos/repo_disk.ts";
+import type { RepoKeys } from "../lib/repos/repo_keys.ts";
+import { repoStore, repoUrl } from "../lib/repos/repo_store.ts";
+import { queueUpdateRepo } from "./update_repo.ts";
+
+export const PUBLISH_KIND = "publish";
+
+/** What the publish job needs. */
+export interface PublishDeps {
+  db: Db;
+  queue: JobQueue;
+  dataDir: string;
+  baseUrl: string;
+  repoKeys: RepoKeys;
+}
+
+/** Publishes build `input.build`. */
+export async function runPublish(
+  deps: PublishDeps,
+  input: { build: number },
+  { log, signal, job }: Pick<JobContext, "log" | "signal" | "job">,
+): Promise<{ refs: Record<string, string>; "update-repo-job": number }> {
+  const build = await buildStore.get(deps.db, input.build);
+  if (!build) throw new PermanentJobError(`Cannot find build "${input.build}"`);
+  const before = new Map<string, string | null>();
+  let main: string | undefined;
+  try {
+    const repo = await repoStore.get(deps.db, build.repo);
+    if (!repo) {
+      throw new PermanentJobError(
+        `Repository "${build.repo}" no longer exists`,
+      );
+    }
+    main = repoPaths(deps.dataDir).repo(repo.name);
+    const src = buildPaths(deps.dataDir, build.id).root;
+    const refs = (await buildStore.refs(deps.db, build.id)).filter((r) =>
+      parseFlatpakRef(r.refName)
+    );
+    for (const r of refs) before.set(r.refName, await readRef(main, r.refName));
+    const deltasBefore = await existingDeltas(main);
+
+    await log(`Importing build ${build.id} into repository "${repo.name}"`);
+    const extraIds = repo.collectionId
+      ? build.extraIds.map((x) =>
+        `--extra-collection-id=${repo.collectionId}.${x}`
+      )
+      : [];
+    await run("flatpak", [
+      "build-commit-from",
+      "--force",
+      "--no-update-summary",
+      ...extraIds,
+      `--src-repo=${src}`,
+      main,
+    ], {
+      signal,
+      log,
+    });
+    const result: Record<string, string> = {};
+    for (const r of refs) {
+      const commit = await readRef(main, r.refName);
+      if (!commit) {
+        throw new Error(`Ref ${r.refName} is missing after the import`);
+      }
+      result[r.refName] = commit;
+    }
+    const signer = await deps.repoKeys.signer(repo.id, "repo");
+    if (signer) {
+      const signed = await signUnsignedTips(main, Object.keys(result), signer);
+      await log(
+        `Signed ${signed.length} commit(s) with key ${signer.fingerprint}`,
+      );
+    } else {
+      await log(
+        `Repository "${repo.name}" has no signing key: its commits stay unsigned`,
+      );
+    }
+    // flatpak copied the build's deltas for the new commits; they embed the commit metadata of
+    // before the signing and would fail GPG checks (ostree-repos.md §3.1): update-repo remakes them.
+    const fresh = new Set(Object.values(result));
+    for (const name of await existingDeltas(main)) {
+      if (deltasBefore.has(name) || !fresh.has(name.split("-").at(-1)!)) {
+        continue;
+      }
+      await Deno.remove(join(main, "deltas", deltaDir(name)), {
+        recursive: true,
+      });
+    }
+    await Deno.mkdir(join(main, "appstream"), { recursive: true });
+    const keyring = await deps.repoKeys.keyring(repo.id, "repo");
+    for (const r of refs) {
+      const p = parseFlatpakRef(r.refName)!;
+      if (p.kind !== "app") continue;
+      const text = flatpakref({
+        id: p.id,
+        branch: p.branch,
+        title: `${p.id} from ${repo.title ?? repo.name}`,
+        isRuntime: false,
+        url: repoUrl(repo, deps.baseUrl),
+        gpgKey: keyring,
+        collectionId: repo.collectionId,
+        suggestRemoteName: repo.name,
+        runtimeRepo: `${deps.baseUrl}/repo/${repo.name}.flatpakrepo`,
+      });
+      await Deno.writeTextFile(
+        join(main, "appstream", `${p.id}.flatpakref`),
+        text,
+      );
+    }
+    const update = await queueUpdateRepo(
+      deps.queue,
+      deps.db,
+      repo.name,
+      job.id,
+    );
+    await log(
+      update.joined
+        ? `Piggy-backed on existing update job ${update.id}`
+        : `Queued repository update job ${update.id}`,
+    );
+    await Deno.remove(buildPaths(deps.dataDir, build.id).root, {
+      recursive: true,
+    }).catch((err) =>
+      log(
+        `Could not remove the build directory: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+      )
+    );
+    await deps.db.query(
+      "UPDATE builds SET published_state = $2, published_state_reason = NULL WHERE id = $1",
+      [
+        build.id,
+        PublishedState.Published,
+      ],
+    );
+    return { refs: result, "update-repo-job": update.id };
+  } catch (err) {
+    if (main) {
+      for (const [ref, commit] of before) await writeRef(main, ref, commit);
+      if (before.size > 0) {
+        await log(
+          "Restored the repository's refs as they were before this publish",
+        );
+      }
+    }
+    const reason = err instanceof Error ? err.message : String(err);
+    await deps.db.query(
+      "UPDATE builds SET published_state = $2, published_state_reason = $3 WHERE id = $1",
+      [
+        build.id,
+        PublishedState.Failed,
+        reason,
+      ],
+    );
+    throw err instanceof PermanentJobError
+      ? err
+      : new PermanentJobError(reason);
+  }
+}

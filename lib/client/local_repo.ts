@@ -1,0 +1,319 @@
+/**
+ * @module Reads a local archive-z2 OSTree repository natively, the way `flat-manager-client push`
+ * does through libostree: refs, the metadata objects of commits, the file objects of their
+ * dirtrees and the from-scratch static deltas to upload (specs/flat-manager-api.md §5.2).
+ */
+import { join } from "node:path";
+import { decode } from "../ostree/gvariant.ts";
+import { KeyFile } from "../ostree/keyfile.ts";
+
+/** A file to upload: its flat-manager upload name, where it lies, and its size in bytes. */
+export interface UploadFile {
+  name: string;
+  path: string;
+  size: number;
+}
+
+const COMMIT = "(a{sv}aya(say)sstayay)";
+const DIRTREE = "(a(say)a(sayay))";
+const CHECKSUM = /^[0-9a-f]{64}$/;
+const PUSHED_PREFIXES = ["app/", "runtime/", "screenshots/"];
+
+const hex = (b: Uint8Array) =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
+function checksum(bytes: unknown, what: string): string {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
+    throw new Error(`Cannot read ${what}: not a 32-byte checksum`);
+  }
+  return hex(bytes);
+}
+
+/** `objects/XX/<rest>.<ext>` of an object name `<64 hex>.<ext>`. */
+export function objectPath(repoPath: string, name: string): string {
+  return join(repoPath, "objects", name.slice(0, 2), name.slice(2));
+}
+
+/**
+ * Checks that `repoPath` is an archive repository: content objects are read as `.filez` files,
+ * which only archive mode has (§5.2 step 1).
+ */
+export async function assertArchiveRepo(repoPath: string): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(repoPath, "config"));
+  } catch (e) {
+    throw new Error(`Cannot open repo "${repoPath}": ${(e as Error).message}`);
+  }
+  const mode = KeyFile.parse(text).get("core", "mode") ?? "bare";
+  if (mode !== "archive-z2" && mode !== "archive") {
+    throw new Error(
+      `Cannot push repo "${repoPath}": mode is "${mode}", not archive-z2`,
+    );
+  }
+}
+
+async function walkRefs(
+  dir: string,
+  prefix: string,
+  out: Map<string, string>,
+): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  entries.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    if (e.isDirectory) await walkRefs(path, `${prefix}${e.name}/`, out);
+    else out.set(`${prefix}${e.name}`, await readRefFile(path));
+  }
+}
+
+async function readRefFile(path: string): Promise<string> {
+  const rev = (await Deno.readTextFile(path)).trim();
+  if (!CHECKSUM.test(rev)) {
+    throw new Error(`Cannot read ref file "${path}": not a checksum`);
+  }
+  return rev;
+}
+
+/** Every ref in `refs/heads`, sorted by name, with its commit checksum. */
+export async function listRefs(repoPath: string): Promise<Map<string, string>> {
+  const refs = new Map<string, string>();
+  await walkRefs(join(repoPath, "refs", "heads"), "", refs);
+  return refs;
+}
+
+/**
+ * The refs to push and their commits (§5.2 step 2): the given names resolved like
+ * `ostree_repo_resolve_rev` (`refs/heads/<ref>`, `remote:ref`, or a bare checksum), else every
+ * local ref under `app/`, `runtime/` or `screenshots/`.
+ */
+export async function resolveRefs(
+  repoPath: string,
+  refs?: readonly string[],
+): Promise<Map<string, string>> {
+  if (refs === undefined || refs.length === 0) {
+    const all = await listRefs(repoPath);
+    return new Map(
+      [...all].filter(([r]) => PUSHED_PREFIXES.some((p) => r.startsWith(p))),
+    );
+  }
+  const out = new Map<string, string>();
+  for (const ref of refs) {
+    if (CHECKSUM.test(ref)) {
+      out.set(ref, ref);
+      continue;
+    }
+    const colon = ref.indexOf(":");
+    const path = colon > 0
+      ? join(
+        repoPath,
+        "refs",
+        "remotes",
+        ref.slice(0, colon),
+        ref.slice(colon + 1),
+      )
+      : join(repoPath, "refs", "heads", ref);
+    try {
+      out.set(ref, await readRefFile(path));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Error(`Cannot resolve ref "${ref}" in repo "${repoPath}"`);
+    }
+  }
+  return out;
+}
+
+async function readObject(repoPath: string, name: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(objectPath(repoPath, name));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error(`Cannot find object "${name}" in repo "${repoPath}"`);
+  }
+}
+
+/** The file entries `[name, checksum]` and subdirectories `[name, tree, meta]` of a dirtree. */
+async function readDirtree(
+  repoPath: string,
+  checksumHex: string,
+): Promise<{ files: string[]; dirs: [string, string][] }> {
+  const name = `${checksumHex}.dirtree`;
+  const [files, dirs] = decode(DIRTREE, await readObject(repoPath, name)) as [
+    [string, Uint8Array][],
+    [string, Uint8Array, Uint8Array][],
+  ];
+  return {
+    files: files.map(([, c]) => checksum(c, name)),
+    dirs: dirs.map(([, t, m]) => [checksum(t, name), checksum(m, name)]),
+  };
+}
+
+/**
+ * The metadata objects of `commits`, in discovery order without duplicates (§5.2 step 3):
+ * `<commit>.commit`, then depth first from the root each `.dirmeta` and `.dirtree`. A dirtree
+ * already seen is not walked again, as in the Python client's `local_needed_metadata_dirtree`.
+ */
+export async function metadataObjects(
+  repoPath: string,
+  commits: Iterable<string>,
+): Promise<string[]> {
+  const objects = new Set<string>();
+  const walk = async (tree: string, meta: string): Promise<void> => {
+    objects.add(`${meta}.dirmeta`);
+    if (objects.has(`${tree}.dirtree`)) return;
+    objects.add(`${tree}.dirtree`);
+    for (const [t, m] of (await readDirtree(repoPath, tree)).dirs) {
+      await walk(t, m);
+    }
+  };
+  for (const rev of commits) {
+    const name = `${rev}.commit`;
+    objects.add(name);
+    const fields = decode(
+      COMMIT,
+      await readObject(repoPath, name),
+    ) as unknown[];
+    await walk(checksum(fields[6], name), checksum(fields[7], name));
+  }
+  return [...objects];
+}
+
+/**
+ * The `.filez` objects named by every `.dirtree` among `metadata` (§5.2 step 5: all of them,
+ * not just the ones the server lacks), in order without duplicates.
+ */
+export async function fileObjects(
+  repoPath: string,
+  metadata: Iterable<string>,
+): Promise<string[]> {
+  const objects = new Set<string>();
+  for (const name of metadata) {
+    if (!name.endsWith(".dirtree")) continue;
+    const { files } = await readDirtree(repoPath, name.slice(0, -8));
+    for (const f of files) objects.add(`${f}.filez`);
+  }
+  return [...objects];
+}
+
+/** Each object's {@link UploadFile}, with its size from the file system. */
+export async function objectFiles(
+  repoPath: string,
+  names: readonly string[],
+): Promise<UploadFile[]> {
+  const out: UploadFile[] = [];
+  for (const name of names) {
+    const path = objectPath(repoPath, name);
+    try {
+      out.push({ name, path, size: (await Deno.stat(path)).size });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Error(`Cannot find object "${name}" in repo "${repoPath}"`);
+    }
+  }
+  return out;
+}
+
+/** ostree's modified base64 of a checksum: `/` → `_`, no padding, 43 characters (§5.2 step 8). */
+export function deltaNameEncode(checksumHex: string): string {
+  const bytes = checksumHex.match(/../g)!.map((h) => parseInt(h, 16));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/** The inverse of {@link deltaNameEncode}; null if `name` is not a modified-base64 checksum. */
+export function deltaNameDecode(name: string): string | null {
+  if (!/^[A-Za-z0-9+_]{43}$/.test(name)) return null;
+  const bin = atob(name.replaceAll("_", "/") + "=");
+  return hex(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
+
+/** Python's `fnmatch.fnmatch` on POSIX: `*`, `?`, `[seq]`, `[!seq]`, case-sensitive. */
+export function fnmatch(name: string, glob: string): boolean {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*") re += ".*";
+    else if (c === "?") re += ".";
+    else if (c === "[" && glob.indexOf("]", i + 2) > 0) {
+      const end = glob.indexOf("]", i + 2);
+      let set = glob.slice(i + 1, end).replaceAll("\\", "\\\\");
+      if (set.startsWith("!")) set = "^" + set.slice(1);
+      else if (set.startsWith("^")) set = "\\" + set;
+      re += `[${set}]`;
+      i = end;
+    } else re += c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`, "s").test(name);
+}
+
+/** The commits (hex) that have a from-scratch static delta: `deltas/XX/<rest>/` with no `-`. */
+export async function scratchDeltaCommits(repoPath: string): Promise<string[]> {
+  const out: string[] = [];
+  const root = join(repoPath, "deltas");
+  let prefixes: Deno.DirEntry[];
+  try {
+    prefixes = await Array.fromAsync(Deno.readDir(root));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return out;
+    throw e;
+  }
+  for (const p of prefixes) {
+    if (!p.isDirectory || p.name.length !== 2) continue;
+    for await (const rest of Deno.readDir(join(root, p.name))) {
+      const commit = rest.isDirectory
+        ? deltaNameDecode(p.name + rest.name)
+        : null;
+      if (commit) out.push(commit);
+    }
+  }
+  return out.sort();
+}
+
+// A delta part's upload name must be `<name>.superblock.delta` or `<name>.<digits>.delta`
+// (§5.3 filename rules); any other file in the directory would fail the whole request.
+const DELTA_PART = /^(superblock|\d+)$/;
+
+/**
+ * The delta part files to upload (§5.2 step 8): for each pushed `app/` or `runtime/` ref of
+ * 4 parts whose id matches no `ignoreDelta` glob and whose commit has a from-scratch delta,
+ * `superblock` then the numbered parts, named `<deltaname>.<part>.delta`.
+ */
+export async function deltaFiles(
+  repoPath: string,
+  refs: ReadonlyMap<string, string>,
+  ignoreDelta: readonly string[] = [],
+  log?: (line: string) => void,
+): Promise<UploadFile[]> {
+  const scratch = new Set(await scratchDeltaCommits(repoPath));
+  const out: UploadFile[] = [];
+  for (const [ref, commit] of refs) {
+    const parts = ref.split("/");
+    if (parts.length !== 4 || (parts[0] !== "app" && parts[0] !== "runtime")) {
+      continue;
+    }
+    if (
+      ignoreDelta.some((g) => fnmatch(parts[1]!, g)) || !scratch.has(commit)
+    ) continue;
+    log?.(` ${ref}: ${commit}`);
+    const name = deltaNameEncode(commit);
+    const dir = join(repoPath, "deltas", name.slice(0, 2), name.slice(2));
+    const files: { part: string; path: string; size: number }[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !DELTA_PART.test(e.name)) continue;
+      const path = join(dir, e.name);
+      files.push({ part: e.name, path, size: (await Deno.stat(path)).size });
+    }
+    const rank = (p: string) => p === "superblock" ? -1 : Number(p);
+    files.sort((a, b) => rank(a.part) - rank(b.part));
+    for (const f of files) {
+      out.push({ name: `${name}.${f.part}.delta`, path: f.path, size: f.size });
+    }
+  }
+  return out;
+}

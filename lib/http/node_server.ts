@@ -9,6 +9,7 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
+import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 
 /** What the app's `c.env` holds when served here. */
@@ -133,7 +134,17 @@ export function serveApp(
   app: FetchApp,
   opts: { hostname: string; port: number; onError?: (err: unknown) => void },
 ): Promise<NodeServer> {
+  // Sockets and whether a request is in flight on each: shutdown closes idle keep-alive
+  // connections at once (clients pool them for minutes) and busy ones when their response ends.
+  const sockets = new Map<Socket, boolean>();
+  let closing = false;
   const server = createServer((req, res) => {
+    const socket = req.socket;
+    sockets.set(socket, true);
+    res.on("finish", () => {
+      sockets.set(socket, false);
+      if (closing) socket.destroy();
+    });
     handle(app, req, res).catch((err) => {
       opts.onError?.(err);
       if (!res.headersSent) {
@@ -141,6 +152,10 @@ export function serveApp(
       }
       res.end();
     });
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.set(socket, false);
+    socket.on("close", () => sockets.delete(socket));
   });
   // Uploads can be long; the defaults would cut a slow CI push off.
   server.requestTimeout = 0;
@@ -154,8 +169,9 @@ export function serveApp(
         hostname: addr.address,
         shutdown: () =>
           new Promise<void>((r) => {
+            closing = true;
             server.close(() => r());
-            server.closeIdleConnections?.();
+            for (const [socket, busy] of sockets) if (!busy) socket.destroy();
           }),
       });
     });

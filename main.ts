@@ -7,7 +7,8 @@ import { createApp } from "./lib/app.ts";
 import { serveApp } from "./lib/http/node_server.ts";
 import { print, printErr } from "./lib/cli/output.ts";
 import { mintOffline, tokenUsage } from "./lib/cli/token.ts";
-import { ConfigError, loadConfig } from "./lib/config.ts";
+import { pushCommand, pushUsage } from "./lib/cli/push.ts";
+import { ConfigError, loadClientEnv, loadConfig } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { openDeps } from "./lib/deps.ts";
 import { migrate } from "./lib/db/migrate.ts";
@@ -31,6 +32,8 @@ commands:
   token [options]        mint a token offline, as flat-manager's gentoken (--help for options)
   user create-admin --username NAME [--password-stdin]
                          create an admin account (a password is generated unless given)
+  push [options] BUILD_URL LOCAL_REPO [REF...]
+                         upload a local repository as flat-manager-client push does (--help)
   openapi                print the OpenAPI document
 configuration: environment variables, see README.md`;
 
@@ -229,6 +232,16 @@ async function main(args: string[]): Promise<number> {
         print(token);
         return 0;
       }
+      case "push": {
+        if (rest.includes("--help")) {
+          print(pushUsage);
+          return 0;
+        }
+        return await pushCommand(rest, loadClientEnv(), {
+          out: print,
+          err: printErr,
+        });
+      }
       case "user":
         await userCommand(config, logger, rest);
         return 0;
@@ -257,6 +270,11 @@ async function main(args: string[]): Promise<number> {
     if (err instanceof Error && command === "token") {
       printErr(err.message);
       return 2;
+    }
+    if (err instanceof Error && command === "push") {
+      // A client command: the user needs the server's message, not a stack trace.
+      printErr(`push failed: ${err.message}`);
+      return 1;
     }
     logger.error("command failed", { command, ...errorFields(err, true) });
     return 1;

@@ -172,3 +172,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 export function loadConfig(): Config {
   return parseConfig(Deno.env.toObject());
 }
+
+/** What the client commands (`push`) read from the environment: flat-manager-client's token. */
+export function loadClientEnv(): { repoToken: string | undefined } {
+  return { repoToken: Deno.env.get("REPO_TOKEN") || undefined };
+}

@@ -1,6 +1,7 @@
 /**
- * The build pipeline end to end: a fixture built offline is uploaded with the flat-manager
- * protocol, committed, published (signed), and installed and run by the real flatpak client
+ * The build pipeline end to end: a fixture built offline is pushed with the Flatyard CLI
+ * (flat-manager's protocol), committed, published (signed), and installed and run by the real
+ * flatpak client
  * from Flatyard's server with GPG verification; a second publish is then fetched by
  * `flatpak update` through a static delta, as the server's request log shows.
  */
@@ -15,6 +16,9 @@ import {
 } from "./support/flatpak_fixtures.ts";
 import { startPipeline } from "./support/pipeline.ts";
 import { ostree, run } from "../lib/ostree/cli.ts";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../", import.meta.url));
 
 dbTest(
   "push, commit, publish, install and run; an update arrives through a static delta",
@@ -23,43 +27,48 @@ dbTest(
     await using fixture = await cachedFixtureRepo({ arches: [hostArch()] });
     const work = await Deno.makeTempDir({ prefix: "flatyard-e2e-" });
     try {
+      /** `flatyard push --publish --wait-update`, as a CI job would run it. */
       const publish = async () => {
-        const id = await p.pushObjects(
-          fixture.repo,
-          fixture.commits,
-          fixture.appId,
+        const cli = await new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            join(root, "main.ts"),
+            "push",
+            "--repo",
+            "stable",
+            "--app-id",
+            fixture.appId,
+            "--publish",
+            "--wait-update",
+            p.base,
+            fixture.repo,
+          ],
+          clearEnv: true,
+          env: {
+            PATH: Deno.env.get("PATH") ?? "",
+            HOME: Deno.env.get("HOME") ?? "",
+            REPO_TOKEN: p.token,
+          },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const out = new TextDecoder().decode(cli.stdout);
+        const err = new TextDecoder().decode(cli.stderr);
+        assert.equal(cli.code, 0, `push failed:\n${out}\n${err}`);
+        const buildUrl = out.split("\n")[0]!;
+        assert.match(buildUrl, new RegExp(`^${p.base}/api/v1/build/\\d+$`));
+        assert.match(out, /Job completed successfully/);
+        assert.match(
+          err,
+          /done \d+\/\d+ objects, [\d.]+\/[\d.]+ MiB/,
+          "progress is shown",
         );
-        const commit = await p.api("POST", `/api/v1/build/${id}/commit`, {
-          endoflife: null,
-          endoflife_rebase: null,
-        });
-        assert.equal(commit.status, 200, JSON.stringify(commit.json));
-        assert.equal(
-          (await p.waitJob(commit.json.id)).status,
-          "succeeded",
-          (await p.a.deps.queue.readLog(commit.json.id)).text,
-        );
-        assert.equal(
-          (await p.api("GET", `/api/v1/build/${id}`)).json.repo_state,
-          2,
-        );
-        const pub = await p.api("POST", `/api/v1/build/${id}/publish`, {});
-        assert.equal(pub.status, 200, JSON.stringify(pub.json));
-        const done = await p.waitJob(pub.json.id);
-        assert.equal(
-          done.status,
-          "succeeded",
-          (await p.a.deps.queue.readLog(pub.json.id)).text,
-        );
-        const update =
-          (done.result as { "update-repo-job": number })["update-repo-job"];
-        const u = await p.waitJob(update);
-        assert.equal(
-          u.status,
-          "succeeded",
-          (await p.a.deps.queue.readLog(update)).text,
-        );
-        return { id, result: done.result as { refs: Record<string, string> } };
+        const id = Number(buildUrl.split("/").at(-1));
+        const build = (await p.api("GET", `/api/v1/build/${id}`)).json;
+        assert.deepEqual([build.repo_state, build.published_state], [2, 2]);
+        const job = await p.a.deps.queue.get(build.publish_job_id);
+        return { id, result: job!.result as { refs: Record<string, string> } };
       };
 
       const first = await publish();

@@ -15,6 +15,8 @@ import { REPO_VALIDATE_KIND, runRepoValidate } from "./repo_validate.ts";
 import { COMMIT_KIND, runCommit } from "./commit.ts";
 import { PUBLISH_KIND, runPublish } from "./publish.ts";
 import { runUpdateRepo, UPDATE_REPO_KIND } from "./update_repo.ts";
+import { REPUBLISH_KIND, RepublishInput, runRepublish } from "./republish.ts";
+import { PRUNE_KIND, PruneInput, runPrune } from "./prune.ts";
 
 /** A handler whose payload is checked against `schema` first; a bad payload is not retried. */
 function parsed<S extends z.ZodType>(
@@ -61,6 +63,16 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
       PUBLISH_KIND,
       z.object({ build: z.number().int() }),
       (input, ctx) => runPublish(pipeline, input, ctx),
+    ),
+    [REPUBLISH_KIND]: parsed(
+      REPUBLISH_KIND,
+      RepublishInput,
+      (input, ctx) => runRepublish(pipeline, input, ctx),
+    ),
+    [PRUNE_KIND]: parsed(
+      PRUNE_KIND,
+      PruneInput,
+      (input, ctx) => runPrune(pipeline, input, ctx),
     ),
     [UPDATE_REPO_KIND]: parsed(
       UPDATE_REPO_KIND,

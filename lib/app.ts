@@ -21,6 +21,7 @@ import { createFlatManagerBuildRoutes } from "../routes/flat_manager/builds.ts";
 import { createFlatManagerJobRoutes } from "../routes/flat_manager/jobs.ts";
 import { createFlatManagerUploadRoutes } from "../routes/flat_manager/upload.ts";
 import { createFlatManagerPipelineRoutes } from "../routes/flat_manager/pipeline.ts";
+import { createFlatManagerRepoJobRoutes } from "../routes/flat_manager/repo_jobs.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createUserRoutes } from "../routes/users.ts";
@@ -84,6 +85,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createFlatManagerJobRoutes(deps));
   app.route("/", createFlatManagerUploadRoutes(deps));
   app.route("/", createFlatManagerPipelineRoutes(deps));
+  app.route("/", createFlatManagerRepoJobRoutes(deps));
   app.route("/", createAuthRoutes(deps));
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));

@@ -63,6 +63,8 @@ export interface PushOptions {
   /** Default: `node:http` (Deno's `fetch` cannot send the GET bodies the API needs). */
   transport?: Transport;
   retry?: RetryOptions;
+  /** Upload requests in flight at once within a phase; flat-manager's clients use 1. */
+  uploadConcurrency?: number;
   /** Sleeps of the job polls; injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -125,7 +127,14 @@ export async function push(opts: PushOptions): Promise<PushResult> {
   const deltas = await deltaFiles(opts.repoPath, refs, opts.ignoreDelta, log);
   // §5.2 step 8: every delta part in one request.
   if (deltas.length > 0) groups.push(["deltas", [deltas]]);
-  await uploadAll(client, buildUrl, groups, log, opts.onProgress);
+  await uploadAll(
+    client,
+    buildUrl,
+    groups,
+    log,
+    opts.onProgress,
+    opts.uploadConcurrency ?? 1,
+  );
 
   // §5.2 steps 9–10.
   for (const [ref, commit] of refs) {

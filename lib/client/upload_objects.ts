@@ -56,6 +56,7 @@ export async function uploadAll(
   groups: [PushProgress["phase"], UploadFile[][]][],
   log: (line: string) => void,
   onProgress?: (p: PushProgress) => void,
+  concurrency = 1,
 ): Promise<void> {
   const all = groups.flatMap(([, batches]) => batches.flat());
   const total = {
@@ -75,6 +76,8 @@ export async function uploadAll(
       bytesPerSecond: seconds > 0 ? bytesDone / seconds : 0,
     });
   };
+  // Phases stay in order (files before metadata, §5.2 step 7); within one, up to `concurrency`
+  // requests run at once. flat-manager's clients send one at a time (concurrency 1).
   for (const [phase, batches] of groups) {
     log(
       phase === "files"
@@ -84,21 +87,37 @@ export async function uploadAll(
         : "Uploading deltas",
     );
     report(phase);
-    for (const batch of batches) {
-      const size = batch.reduce((n, f) => n + f.size, 0);
-      log(`Uploading ${batch.length} files (${size} bytes)`);
-      const base = bytesDone;
-      // A retried request sends its bytes again: progress keeps the most sent, so it never falls.
-      await client.upload(buildUrl, batch, (sent) => {
-        if (base + sent > bytesDone) {
-          bytesDone = base + sent;
+    let next = 0;
+    const sent = new Map<number, number>();
+    // A retried request sends its bytes again: each batch counts its most sent, so progress
+    // never falls back.
+    const credit = (i: number, bytes: number) => {
+      const before = sent.get(i) ?? 0;
+      if (bytes <= before) return;
+      bytesDone += bytes - before;
+      sent.set(i, bytes);
+    };
+    const lane = async () => {
+      while (next < batches.length) {
+        const i = next++;
+        const batch = batches[i]!;
+        const size = batch.reduce((n, f) => n + f.size, 0);
+        log(`Uploading ${batch.length} files (${size} bytes)`);
+        await client.upload(buildUrl, batch, (bytes) => {
+          credit(i, bytes);
           report(phase);
-        }
-      });
-      bytesDone = base + size;
-      objectsDone += batch.length;
-      report(phase);
-    }
+        });
+        credit(i, size);
+        objectsDone += batch.length;
+        report(phase);
+      }
+    };
+    await Promise.all(
+      Array.from(
+        { length: Math.max(1, Math.min(concurrency, batches.length)) },
+        lane,
+      ),
+    );
   }
   report("done");
 }

@@ -31,13 +31,16 @@ import {
 } from "../../lib/ostree/verify.ts";
 import { authorizedBuild } from "./common.ts";
 
-/** Counts bytes and fails the stream once `limit` is passed (413 for the request). */
+/**
+ * Counts bytes and fails the stream once `limit` is passed (413 for the request); `size()` is
+ * the count, so the stored size needs no stat afterwards.
+ */
 function limitStream(
   limit: number,
   name: string,
-): TransformStream<Uint8Array, Uint8Array> {
+): TransformStream<Uint8Array, Uint8Array> & { size(): number } {
   let seen = 0;
-  return new TransformStream({
+  const stream = new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, ctl) {
       seen += chunk.length;
       if (seen > limit) {
@@ -52,6 +55,7 @@ function limitStream(
       ctl.enqueue(chunk);
     },
   });
+  return Object.assign(stream, { size: () => seen });
 }
 
 /** The upload route. */
@@ -105,6 +109,8 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       const tmpDir = join(upload, "tmp", "flatyard-upload");
       await Deno.mkdir(tmpDir, { recursive: true });
       const sizes: number[] = [];
+      // Object directories made by this request: one mkdir per directory, not per object.
+      const made = new Set<string>();
       try {
         await parseMultipart(c.req.raw.body, contentType, async (part) => {
           if (part.disposition === undefined) {
@@ -136,14 +142,21 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
             mode: 0o644,
           });
           try {
-            await part.body.pipeThrough(
-              limitStream(deps.config.maxObjectBytes, part.filename),
-            ).pipeThrough(verifier)
-              .pipeTo(file.writable);
+            const counted = limitStream(
+              deps.config.maxObjectBytes,
+              part.filename,
+            );
+            await part.body.pipeThrough(counted).pipeThrough(verifier).pipeTo(
+              file.writable,
+            );
             const final = join(upload, name.relPath);
-            await Deno.mkdir(dirname(final), { recursive: true });
+            const dir = dirname(final);
+            if (!made.has(dir)) {
+              await Deno.mkdir(dir, { recursive: true });
+              made.add(dir);
+            }
             await Deno.rename(tmp, final);
-            sizes.push((await Deno.stat(final)).size);
+            sizes.push(counted.size());
           } catch (err) {
             await Deno.remove(tmp).catch(() => {});
             throw err;

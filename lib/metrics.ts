@@ -1,6 +1,7 @@
 /**
  * @module Prometheus metrics in the text exposition format (0.0.4), with no client library:
- * request counts and latency histograms by route, plus gauges read at scrape time.
+ * request counts and latency histograms by route, plus gauges and whole families (counters,
+ * gauges, histograms) read at scrape time.
  */
 
 const buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -24,6 +25,64 @@ export interface GaugeSource {
   collect(): Promise<{ labels: Record<string, string>; value: number }[]>;
 }
 
+/** One sample of a counter or gauge. */
+export interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** One labelled histogram: `counts[i]` observations were `<= bounds[i]` (cumulative). */
+export interface HistogramSample {
+  labels: Record<string, string>;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A metric family. Counters are named with their `_total` suffix, as the 0.0.4 text format
+ * writes them (OpenMetrics would name the family without it: the series are the same).
+ */
+export type Family =
+  | { type: "counter" | "gauge"; name: string; help: string; samples: Sample[] }
+  | {
+    type: "histogram";
+    name: string;
+    help: string;
+    bounds: readonly number[];
+    samples: HistogramSample[];
+  };
+
+/** Families computed when scraped, e.g. from the database. */
+export interface FamilySource {
+  collect(): Promise<Family[]>;
+}
+
+function renderFamily(f: Family): string[] {
+  const out = [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`];
+  if (f.type !== "histogram") {
+    for (const s of f.samples) {
+      out.push(`${f.name}${labels(s.labels)} ${s.value}`);
+    }
+    return out;
+  }
+  for (const s of f.samples) {
+    f.bounds.forEach((b, i) => {
+      out.push(
+        `${f.name}_bucket${labels({ ...s.labels, le: String(b) })} ${
+          s.counts[i] ?? 0
+        }`,
+      );
+    });
+    out.push(
+      `${f.name}_bucket${labels({ ...s.labels, le: "+Inf" })} ${s.count}`,
+      `${f.name}_sum${labels(s.labels)} ${s.sum}`,
+      `${f.name}_count${labels(s.labels)} ${s.count}`,
+    );
+  }
+  return out;
+}
+
 /** Holds the process's metrics. */
 export class Metrics {
   private requests = new Map<
@@ -35,6 +94,7 @@ export class Metrics {
     { labels: Record<string, string>; counts: number[]; sum: number; n: number }
   >();
   private gauges: GaugeSource[] = [];
+  private sources = new Map<string, FamilySource>();
 
   /** Counts one HTTP request. `route` is the matched pattern, never the raw path (cardinality). */
   observeRequest(
@@ -66,6 +126,11 @@ export class Metrics {
 
   addGauge(source: GaugeSource): void {
     this.gauges.push(source);
+  }
+
+  /** Adds (or, under the same `key`, replaces) families computed at scrape time. */
+  addFamilies(key: string, source: FamilySource): void {
+    this.sources.set(key, source);
   }
 
   /** The exposition text. */
@@ -110,6 +175,9 @@ export class Metrics {
       for (const s of await g.collect()) {
         out.push(`${g.name}${labels(s.labels)} ${s.value}`);
       }
+    }
+    for (const source of this.sources.values()) {
+      for (const f of await source.collect()) out.push(...renderFamily(f));
     }
     return out.join("\n") + "\n";
   }

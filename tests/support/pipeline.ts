@@ -10,6 +10,9 @@ import { serveApp } from "../../lib/http/node_server.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { startWorker } from "../../lib/queue/worker.ts";
 import type { Db } from "../../lib/db/db.ts";
+import type { Deps } from "../../lib/deps.ts";
+import type { AppEnv } from "../../lib/http/env.ts";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import { expectJson, type TestApp, testApp } from "./app.ts";
 
 export interface Pipeline {
@@ -21,11 +24,11 @@ export interface Pipeline {
   session: string;
   token: string;
   /** Calls the API with the main token; JSON in and out. */
-  // deno-lint-ignore no-explicit-any -- tests read whatever shape they assert on
   api(
     method: string,
     path: string,
     body?: unknown,
+    // deno-lint-ignore no-explicit-any -- tests read whatever shape they assert on
   ): Promise<{ status: number; json: any }>;
   /** Uploads every object of `repo` to a new build, registers `refs`, and returns the build id. */
   pushObjects(
@@ -51,7 +54,12 @@ function freePort(): number {
 export async function startPipeline(
   db: Db,
   repo = "stable",
-  opts: { sign?: boolean; collectionId?: string } = {},
+  opts: {
+    sign?: boolean;
+    collectionId?: string;
+    /** Sub-apps to serve beside createApp's (routes not yet mounted there). */
+    routes?: (deps: Deps) => OpenAPIHono<AppEnv>[];
+  } = {},
 ): Promise<Pipeline> {
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -66,6 +74,7 @@ export async function startPipeline(
   (a.deps as { logger: typeof logger }).logger = logger;
   const { createApp } = await import("../../lib/app.ts");
   const app = createApp(a.deps);
+  for (const r of opts.routes?.(a.deps) ?? []) app.route("/", r);
   const server = await serveApp(app, { hostname: "127.0.0.1", port });
   const worker = await startWorker({
     queue: a.deps.queue,

@@ -28,6 +28,8 @@ import { createUserRoutes } from "../routes/users.ts";
 import { createRepoRoutes } from "../routes/repos.ts";
 import { createRepoKeyRoutes } from "../routes/repo_keys.ts";
 import { createRepoFileRoutes } from "../routes/repo_files.ts";
+import { createBuildFileRoutes } from "../routes/build_files.ts";
+import { createStatusRoutes } from "../routes/status.ts";
 
 export const API_TITLE = "Flatyard API";
 export const API_VERSION = "0.1.0";
@@ -92,6 +94,8 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createRepoRoutes(deps));
   app.route("/", createRepoKeyRoutes(deps));
   app.route("/", createRepoFileRoutes(deps));
+  app.route("/", createBuildFileRoutes(deps));
+  app.route("/", createStatusRoutes(deps));
   app.route("/", createJobRoutes(deps));
   app.route("/", createAuditRoutes(deps));
   app.route("/", createDocsRoutes());

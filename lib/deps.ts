@@ -26,6 +26,7 @@ import { DEFAULT_SCRYPT_N } from "./users/passwords.ts";
 import { SessionStore } from "./users/sessions.ts";
 import { UserStore } from "./users/users.ts";
 import { RepoKeys } from "./repos/repo_keys.ts";
+import { registerFlatManagerJobMetrics } from "./builds/fm_metrics.ts";
 
 /** Everything the app, the worker and the CLI need. */
 export interface Deps {
@@ -75,6 +76,7 @@ export async function assembleDeps(
         value: r.count,
       })),
   });
+  registerFlatManagerJobMetrics(metrics, parts.db);
   return {
     config,
     db: parts.db,

@@ -8,6 +8,7 @@ import { serveApp } from "./lib/http/node_server.ts";
 import { print, printErr } from "./lib/cli/output.ts";
 import { mintOffline, tokenUsage } from "./lib/cli/token.ts";
 import { pushCommand, pushUsage } from "./lib/cli/push.ts";
+import { pushBundleCommand, pushBundleUsage } from "./lib/cli/push_bundle.ts";
 import { ConfigError, loadClientEnv, loadConfig } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
 import { openDeps } from "./lib/deps.ts";
@@ -34,6 +35,8 @@ commands:
                          create an admin account (a password is generated unless given)
   push [options] BUILD_URL LOCAL_REPO [REF...]
                          upload a local repository as flat-manager-client push does (--help)
+  push-bundle [options] BUILD_URL BUNDLE
+                         upload a flatpak bundle in resumable chunks and import it (--help)
   openapi                print the OpenAPI document
 configuration: environment variables, see README.md`;
 
@@ -242,6 +245,16 @@ async function main(args: string[]): Promise<number> {
           err: printErr,
         });
       }
+      case "push-bundle": {
+        if (rest.includes("--help")) {
+          print(pushBundleUsage);
+          return 0;
+        }
+        return await pushBundleCommand(rest, loadClientEnv(), {
+          out: print,
+          err: printErr,
+        });
+      }
       case "user":
         await userCommand(config, logger, rest);
         return 0;
@@ -271,9 +284,11 @@ async function main(args: string[]): Promise<number> {
       printErr(err.message);
       return 2;
     }
-    if (err instanceof Error && command === "push") {
+    if (
+      err instanceof Error && (command === "push" || command === "push-bundle")
+    ) {
       // A client command: the user needs the server's message, not a stack trace.
-      printErr(`push failed: ${err.message}`);
+      printErr(`${command} failed: ${err.message}`);
       return 1;
     }
     logger.error("command failed", { command, ...errorFields(err, true) });

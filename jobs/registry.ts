@@ -17,6 +17,11 @@ import { PUBLISH_KIND, runPublish } from "./publish.ts";
 import { runUpdateRepo, UPDATE_REPO_KIND } from "./update_repo.ts";
 import { REPUBLISH_KIND, RepublishInput, runRepublish } from "./republish.ts";
 import { PRUNE_KIND, PruneInput, runPrune } from "./prune.ts";
+import {
+  ARTIFACT_IMPORT_KIND,
+  ArtifactImportInput,
+  runArtifactImport,
+} from "./artifact_import.ts";
 
 /** A handler whose payload is checked against `schema` first; a bad payload is not retried. */
 function parsed<S extends z.ZodType>(
@@ -73,6 +78,11 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
       PRUNE_KIND,
       PruneInput,
       (input, ctx) => runPrune(pipeline, input, ctx),
+    ),
+    [ARTIFACT_IMPORT_KIND]: parsed(
+      ARTIFACT_IMPORT_KIND,
+      ArtifactImportInput,
+      (input, ctx) => runArtifactImport({ db: deps.db, dataDir }, input, ctx),
     ),
     [UPDATE_REPO_KIND]: parsed(
       UPDATE_REPO_KIND,

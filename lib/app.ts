@@ -22,6 +22,7 @@ import { createFlatManagerJobRoutes } from "../routes/flat_manager/jobs.ts";
 import { createFlatManagerUploadRoutes } from "../routes/flat_manager/upload.ts";
 import { createFlatManagerPipelineRoutes } from "../routes/flat_manager/pipeline.ts";
 import { createFlatManagerRepoJobRoutes } from "../routes/flat_manager/repo_jobs.ts";
+import { createArtifactRoutes } from "../routes/artifacts.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createUserRoutes } from "../routes/users.ts";
@@ -88,6 +89,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createFlatManagerUploadRoutes(deps));
   app.route("/", createFlatManagerPipelineRoutes(deps));
   app.route("/", createFlatManagerRepoJobRoutes(deps));
+  app.route("/", createArtifactRoutes(deps));
   app.route("/", createAuthRoutes(deps));
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));

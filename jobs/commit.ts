@@ -3,7 +3,8 @@
  * commits of its build repository with `flatpak build-commit-from --untrusted` (which checksums
  * every object again), signs them with the repository's build key when it has one, writes the
  * build's `.flatpakref` files and summary, and removes the upload area. The build ends Ready,
- * or Failed with the reason in its log.
+ * Validating with one check job per check hook of its repository (§4.5, §6.2), or Failed with
+ * the reason in its log.
  */
 import { join } from "node:path";
 import type { Db } from "../lib/db/db.ts";
@@ -19,6 +20,9 @@ import { run } from "../lib/ostree/cli.ts";
 import { signSummaries } from "../lib/ostree/sign.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
 import type { RepoKeys } from "../lib/repos/repo_keys.ts";
+import { finishCommit } from "../lib/builds/checks.ts";
+import { type HooksConfig, hooksFor } from "../lib/builds/hooks.ts";
+import type { JobQueue } from "../lib/queue/queue.ts";
 import { repoStore } from "../lib/repos/repo_store.ts";
 
 export const COMMIT_KIND = "commit";
@@ -37,6 +41,8 @@ export interface CommitDeps {
   dataDir: string;
   baseUrl: string;
   repoKeys: RepoKeys;
+  queue: JobQueue;
+  hooks: HooksConfig;
 }
 
 /** Runs the commit of build `input.build`. */
@@ -113,7 +119,12 @@ export async function runCommit(
     }
     await log("Removing upload directory");
     await Deno.remove(paths.upload, { recursive: true });
-    await buildStore.setRepoState(deps.db, build.id, RepoState.Ready, null);
+    const checks = await deps.db.transaction((tx) =>
+      finishCommit(tx, deps.queue, build.id, hooksFor(deps.hooks, build.repo))
+    );
+    if (checks.length > 0) {
+      await log(`Queued check jobs: ${checks.join(", ")}`);
+    }
     return { refs: result };
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);

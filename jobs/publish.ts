@@ -24,6 +24,11 @@ import { repoPaths } from "../lib/repos/repo_disk.ts";
 import type { RepoKeys } from "../lib/repos/repo_keys.ts";
 import { repoStore, repoUrl } from "../lib/repos/repo_store.ts";
 import { queueUpdateRepo } from "./update_repo.ts";
+import {
+  type HooksConfig,
+  hooksFor,
+  runPublishHook,
+} from "../lib/builds/hooks.ts";
 
 export const PUBLISH_KIND = "publish";
 
@@ -34,6 +39,7 @@ export interface PublishDeps {
   dataDir: string;
   baseUrl: string;
   repoKeys: RepoKeys;
+  hooks: HooksConfig;
 }
 
 /** Publishes build `input.build`. */
@@ -61,6 +67,13 @@ export async function runPublish(
     for (const r of refs) before.set(r.refName, await readRef(main, r.refName));
     const deltasBefore = await existingDeltas(main);
 
+    // §6.3 step 1: the hook may rewrite the build repo; a failure stops before the import.
+    await runPublishHook(hooksFor(deps.hooks, repo.name), {
+      cwd: src,
+      buildId: build.id,
+      signal,
+      log,
+    });
     await log(`Importing build ${build.id} into repository "${repo.name}"`);
     const extraIds = repo.collectionId
       ? build.extraIds.map((x) =>

@@ -17,6 +17,7 @@ import { PUBLISH_KIND, runPublish } from "./publish.ts";
 import { runUpdateRepo, UPDATE_REPO_KIND } from "./update_repo.ts";
 import { REPUBLISH_KIND, RepublishInput, runRepublish } from "./republish.ts";
 import { PRUNE_KIND, PruneInput, runPrune } from "./prune.ts";
+import { CHECK_KIND, runCheck } from "./check.ts";
 import {
   ARTIFACT_IMPORT_KIND,
   ArtifactImportInput,
@@ -52,6 +53,7 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
     dataDir,
     baseUrl: deps.config.baseUrl,
     repoKeys: deps.repoKeys,
+    hooks: deps.config.hooks,
   };
   return {
     [COMMIT_KIND]: parsed(
@@ -63,6 +65,11 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
         token_type: z.number().int().nullable(),
       }),
       (input, ctx) => runCommit(pipeline, input, ctx),
+    ),
+    [CHECK_KIND]: parsed(
+      CHECK_KIND,
+      z.object({ build: z.number().int(), name: z.string() }),
+      (input, ctx) => runCheck(pipeline, input, ctx),
     ),
     [PUBLISH_KIND]: parsed(
       PUBLISH_KIND,

@@ -7,6 +7,11 @@
  */
 import { join } from "node:path";
 import { z } from "zod";
+import {
+  type HooksConfig,
+  hooksFor,
+  runPublishHook,
+} from "../lib/builds/hooks.ts";
 import type { Db } from "../lib/db/db.ts";
 import { deltaDir, existingDeltas } from "../lib/builds/deltas.ts";
 import { parseFlatpakRef } from "../lib/builds/flatpakref.ts";
@@ -44,6 +49,7 @@ export interface RepublishDeps {
   queue: JobQueue;
   dataDir: string;
   repoKeys: RepoKeys;
+  hooks: HooksConfig;
 }
 
 /**
@@ -102,6 +108,13 @@ export async function runRepublish(
         ref,
       ], { signal, log });
     }
+    // §6.5 step 3: the publish hook sees the scratch repository, with no build id.
+    await runPublishHook(hooksFor(deps.hooks, repo.name), {
+      cwd: scratch,
+      buildId: null,
+      signal,
+      log,
+    });
     await log(`Republishing refs to repo ${repo.name}`);
     // No --force: a ref whose tree and metadata are unchanged keeps its commit ("no change").
     // No signing options either: Flatyard signs natively below (specs/ostree-repos.md §3.1).

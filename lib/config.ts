@@ -3,6 +3,7 @@
  * module that reads `Deno.env`; everything else receives the typed {@link Config}.
  */
 import { z } from "zod";
+import { type HooksConfig, parseHooksFile } from "./builds/hooks.ts";
 
 /** Empty or blank means unset, for every variable (a blank line in an env file is no value). */
 const unsetIfBlank = (v: unknown) =>
@@ -69,6 +70,7 @@ export const envSchema = z.object({
     ).optional(),
   ),
   FLATYARD_MAX_OBJECT_BYTES: int(4 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
+  FLATYARD_HOOKS_FILE: optionalString,
   FLATYARD_RUNNER: withDefault(z.enum(["local"]).default("local")),
   FLATYARD_RUN_WORKER: bool(true),
   FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
@@ -101,6 +103,8 @@ export interface Config {
   masterKey: Uint8Array | undefined;
   /** Largest single object or delta part accepted by an upload (413 above). */
   maxObjectBytes: number;
+  /** Publish and check hooks per repository, from FLATYARD_HOOKS_FILE (none when unset). */
+  hooks: HooksConfig;
   runner: "local";
   runWorker: boolean;
   workerConcurrency: number;
@@ -134,6 +138,28 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = parsed.data;
+  let hooks: HooksConfig = {};
+  if (e.FLATYARD_HOOKS_FILE !== undefined) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(e.FLATYARD_HOOKS_FILE);
+    } catch (err) {
+      throw new ConfigError([
+        `FLATYARD_HOOKS_FILE: cannot read ${e.FLATYARD_HOOKS_FILE}: ${
+          (err as Error).message
+        }`,
+      ]);
+    }
+    const h = parseHooksFile(text);
+    if (!h.ok) {
+      throw new ConfigError(
+        h.problems.map((p) =>
+          `FLATYARD_HOOKS_FILE ${e.FLATYARD_HOOKS_FILE}: ${p}`
+        ),
+      );
+    }
+    hooks = h.hooks;
+  }
   const host = e.FLATYARD_HOST;
   const urlHost = host.includes(":") && !host.startsWith("[")
     ? `[${host}]`
@@ -157,6 +183,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       ? undefined
       : decodeBase64(e.FLATYARD_MASTER_KEY),
     maxObjectBytes: e.FLATYARD_MAX_OBJECT_BYTES,
+    hooks,
     runner: e.FLATYARD_RUNNER,
     runWorker: e.FLATYARD_RUN_WORKER,
     workerConcurrency: e.FLATYARD_WORKER_CONCURRENCY,

@@ -66,6 +66,7 @@ function repoJobWorker(a: TestApp): Promise<Worker> {
     queue: a.deps.queue,
     dataDir: a.deps.config.dataDir,
     repoKeys: a.deps.repoKeys,
+    hooks: a.deps.config.hooks,
   };
   return startWorker({
     queue: a.deps.queue,

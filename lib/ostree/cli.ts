@@ -24,6 +24,8 @@ export interface RunOptions {
   /** Receives each output line (stdout and stderr) as it arrives. */
   log?: (line: string) => Promise<void> | void;
   env?: Record<string, string>;
+  /** Start from an empty environment: only `env` reaches the program. */
+  clearEnv?: boolean;
   cwd?: string;
 }
 
@@ -60,6 +62,7 @@ export async function run(
     stdout: "piped",
     stderr: "piped",
     ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.clearEnv ? { clearEnv: true } : {}),
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   }).spawn();

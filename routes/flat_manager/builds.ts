@@ -3,6 +3,7 @@
  * list builds, read a build and its refs, register refs, ask which objects are missing, add
  * extra ids, purge. Bodies are parsed by hand because clients put JSON on GET (§0.3).
  */
+import { checkStore } from "../../lib/builds/checks.ts";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Deps } from "../../lib/deps.ts";
@@ -180,7 +181,7 @@ export function createFlatManagerBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       return c.json({
         build: buildJson(build),
         build_refs: refs.map(buildRefJson),
-        checks: [],
+        checks: await checkStore.list(deps.db, build.id),
       }, 200);
     },
   );

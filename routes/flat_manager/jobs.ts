@@ -1,12 +1,15 @@
 /**
  * @module flat-manager's job polling (specs/flat-manager-api.md §3.2, §4.4): `GET /api/v1/job/{id}`
  * and the per-build `GET /api/v1/build/{id}/commit|publish`, each with an optional
- * `{"log-offset": N}` body (bytes, rounded down to a character boundary, §5.6).
+ * `{"log-offset": N}` body (bytes, rounded down to a character boundary, §5.6); a build's check
+ * jobs (`GET /api/v1/build/{id}/check/{check_name}/job`) and the review of a check
+ * (`POST /api/v1/job/{id}/check/review`, §3.2, §4.5).
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Deps } from "../../lib/deps.ts";
 import { jobJson } from "../../lib/builds/fm_json.ts";
+import { CheckStatus, checkStore } from "../../lib/builds/checks.ts";
 import { flatManagerAuth } from "../../lib/http/auth.ts";
 import type { AppEnv } from "../../lib/http/env.ts";
 import { flatManagerValidationHook, fm } from "../../lib/http/errors.ts";
@@ -89,5 +92,72 @@ export function createFlatManagerJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     },
   );
 
+  app.openapi(
+    route(
+      "/api/v1/build/{id}/check/{check_name}/job",
+      "Poll one of a build's check jobs",
+      auth,
+    ),
+    async (c) => {
+      const { build } = await authorizedBuild(c, deps.db, ["build"]);
+      const check = await checkStore.get(
+        deps.db,
+        build.id,
+        c.req.param("check_name") ?? "",
+      );
+      return await respond(c, check?.job_id ?? null);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/job/{id}/check/review",
+      tags: ["flat-manager"],
+      summary: "Review a check (§3.2, §4.5)",
+      description:
+        'Body: `{"new-status": {"status": "Passed"|"PassedWithWarnings"|"Failed"|"ReviewRequired"|"Pending", "reason"?}, "new-results"?}`; a reason is required for every status but Passed and Pending. Needs sub `build` and the `reviewcheck` scope.',
+      security: flatManagerSecurity,
+      middleware: [auth] as const,
+      responses: {
+        204: { description: "The check was updated" },
+        ...flatManagerErrorResponses,
+        404: { description: "No check has this job id" },
+      },
+    }),
+    async (c) => {
+      requireSubScope(claimsOf(c), "build", ["reviewcheck"]);
+      const jobId = buildIdParam(c.req.param("id"));
+      const body = await fmBody(c, ReviewBody);
+      const s = body["new-status"];
+      const updated = jobId === null ? undefined : await checkStore.update(
+        deps.db,
+        jobId,
+        CheckStatus[s.status],
+        "reason" in s ? s.reason : null,
+        body["new-results"] ?? undefined,
+      );
+      if (!updated) throw fm.notFound();
+      return c.body(null, 204);
+    },
+  );
+
   return app;
 }
+
+// §1.7: adjacently tagged; unit variants carry no reason, the others require one.
+const unit = (status: "Pending" | "Passed") =>
+  z.object({ status: z.literal(status) });
+const withReason = (
+  status: "PassedWithWarnings" | "Failed" | "ReviewRequired",
+) => z.object({ status: z.literal(status), reason: z.string() });
+const ReviewBody = z.object({
+  "new-status": z.discriminatedUnion("status", [
+    unit("Pending"),
+    unit("Passed"),
+    withReason("PassedWithWarnings"),
+    withReason("Failed"),
+    withReason("ReviewRequired"),
+  ]),
+  "new-results": z.string().nullish(),
+});

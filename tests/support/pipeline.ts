@@ -59,6 +59,8 @@ export async function startPipeline(
     collectionId?: string;
     /** Sub-apps to serve beside createApp's (routes not yet mounted there). */
     routes?: (deps: Deps) => OpenAPIHono<AppEnv>[];
+    /** More configuration (FLATYARD_HOOKS_FILE, …). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<Pipeline> {
   const port = freePort();
@@ -69,7 +71,9 @@ export async function startPipeline(
       requests.push({ path: String(r.path), status: Number(r.status) });
     }
   });
-  const a = await testApp(db, { env: { FLATYARD_BASE_URL: base } });
+  const a = await testApp(db, {
+    env: { FLATYARD_BASE_URL: base, ...opts.env },
+  });
   // The request log is what the tests read; swap the logger in before serving.
   (a.deps as { logger: typeof logger }).logger = logger;
   const { createApp } = await import("../../lib/app.ts");

@@ -18,7 +18,9 @@ export async function rawRequest(
     : body;
   const head = [
     `${method} ${path} HTTP/1.1`,
-    "Host: 127.0.0.1",
+    ...(Object.keys(headers).some((k) => k.toLowerCase() === "host")
+      ? []
+      : ["Host: 127.0.0.1"]),
     "Connection: close",
   ];
   for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`);

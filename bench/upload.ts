@@ -4,8 +4,6 @@
  * `ostree pull-local` into a fresh repository plus `flatpak build-update-repo`. Prints the
  * ratio and the server's memory (peak, and RSS while the upload grows). The repository makes no
  * from-scratch deltas, so both sides do the same work (a first publish has no parent to delta
- * from); a from-scratch delta of 200 MB of incompressible data alone takes minutes. The repository makes no
- * from-scratch deltas, so both sides do the same work (a first publish has no parent to delta
  * from); generating a from-scratch delta of 200 MB of incompressible data alone takes minutes.
  *
  *   deno run -A bench/upload.ts [--files 5000] [--mib 200]
@@ -212,6 +210,33 @@ try {
           (pushSeconds / refUntrusted).toFixed(2)
         }x (target: within 3x)`,
     );
+    // Where the time went: the upload is everything before the commit job was queued.
+    const jobs = (await (await fetch(`${base}/api/v1/jobs?limit=50`, {
+      headers: h,
+    })).json()) as {
+      kind: string;
+      createdAt: string;
+      startedAt: string | null;
+      finishedAt: string | null;
+    }[];
+    const commitJob = jobs.find((j) => j.kind === "commit");
+    if (commitJob) {
+      const t = (s: string | null) => (s ? Date.parse(s) : NaN) / 1000;
+      const first = Math.min(...jobs.map((j) => t(j.createdAt)));
+      say(
+        `  upload (CLI start to commit queued, incl. build creation): ${
+          (pushSeconds - (Math.max(...jobs.map((j) => t(j.finishedAt))) -
+            t(commitJob.createdAt))).toFixed(2)
+        } s`,
+      );
+      for (const j of [...jobs].reverse()) {
+        say(
+          `  ${j.kind.padEnd(12)} queued +${
+            (t(j.createdAt) - first).toFixed(2)
+          } s, ran ${(t(j.finishedAt) - t(j.startedAt)).toFixed(2)} s`,
+        );
+      }
+    }
     say(
       `server memory: peak ${
         (peak / 1024).toFixed(0)

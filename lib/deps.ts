@@ -27,6 +27,7 @@ import { SessionStore } from "./users/sessions.ts";
 import { UserStore } from "./users/users.ts";
 import { RepoKeys } from "./repos/repo_keys.ts";
 import { registerFlatManagerJobMetrics } from "./builds/fm_metrics.ts";
+import type { DownloadObserver } from "./stats/observer.ts";
 
 /** Everything the app, the worker and the CLI need. */
 export interface Deps {
@@ -43,6 +44,8 @@ export interface Deps {
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
+  /** Download statistics; told about every repository file served. */
+  downloads?: DownloadObserver;
 }
 
 /** Builds the deps on an open database and bus (tests pass theirs). Call `start` before use. */

@@ -109,7 +109,16 @@ try {
     FLATYARD_LOG_LEVEL: "warn",
   };
   const server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(root, "main.ts"), "serve"],
+    args: [
+      "run",
+      "-A",
+      // BENCH_PROFILE=DIR writes the server's CPU profile there (open it in Chrome's DevTools).
+      ...(Deno.env.get("BENCH_PROFILE")
+        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("BENCH_PROFILE")}`]
+        : []),
+      join(root, "main.ts"),
+      "serve",
+    ],
     env,
     clearEnv: true,
     stdout: "null",
@@ -172,6 +181,12 @@ try {
       sh(Deno.execPath(), [
         "run",
         "-A",
+        ...(Deno.env.get("BENCH_PROFILE")
+          ? [
+            "--cpu-prof",
+            `--cpu-prof-dir=${Deno.env.get("BENCH_PROFILE")}/client`,
+          ]
+          : []),
         join(root, "main.ts"),
         "push",
         "--repo",
@@ -219,17 +234,21 @@ try {
       startedAt: string | null;
       finishedAt: string | null;
     }[];
-    const commitJob = jobs.find((j) => j.kind === "commit");
+    const pipelineJobs = jobs.filter((j) =>
+      ["commit", "publish", "update-repo"].includes(j.kind)
+    );
+    const commitJob = pipelineJobs.find((j) => j.kind === "commit");
     if (commitJob) {
       const t = (s: string | null) => (s ? Date.parse(s) : NaN) / 1000;
-      const first = Math.min(...jobs.map((j) => t(j.createdAt)));
+      const first = t(commitJob.createdAt);
       say(
         `  upload (CLI start to commit queued, incl. build creation): ${
-          (pushSeconds - (Math.max(...jobs.map((j) => t(j.finishedAt))) -
-            t(commitJob.createdAt))).toFixed(2)
+          (pushSeconds -
+            (Math.max(...pipelineJobs.map((j) => t(j.finishedAt))) -
+              t(commitJob.createdAt))).toFixed(2)
         } s`,
       );
-      for (const j of [...jobs].reverse()) {
+      for (const j of [...pipelineJobs].reverse()) {
         say(
           `  ${j.kind.padEnd(12)} queued +${
             (t(j.createdAt) - first).toFixed(2)

@@ -55,6 +55,65 @@ interface Hasher {
   abort(): void;
 }
 
+/** A push-style checker of one object: feed it the bytes, then ask for the checksum. */
+export interface ObjectHasher {
+  /** Hashes the next chunk; rejects (or throws) an {@link ObjectVerifyError}. */
+  update(chunk: Uint8Array): Promise<void> | void;
+  /** The checksum (lowercase hex); rejects when the object is malformed or misnamed. */
+  finish(): Promise<string>;
+  /** Drops what was kept. */
+  abort(): void;
+}
+
+/**
+ * The checker behind {@link createObjectVerifier}, without a stream around it, for callers that
+ * read and write the bytes themselves (the upload route, which writes each object to a file).
+ */
+export function createObjectHasher(
+  kind: VerifyKind,
+  opts: ObjectVerifierOptions = {},
+): ObjectHasher {
+  const label = `"${opts.name ?? `${kind} object`}"`;
+  const hasher: Hasher = kind === "filez"
+    ? new FilezHasher(label)
+    : new PlainHasher(kind, label, opts.maxMetadataSize ?? 128 << 20);
+  const wrap = (e: unknown) => {
+    hasher.abort();
+    return e instanceof ObjectVerifyError ? e : new ObjectVerifyError(
+      typeof e === "string" ? e : `Cannot verify ${label}: ${message(e)}`,
+    );
+  };
+  return {
+    update(chunk) {
+      try {
+        const r = hasher.update(chunk);
+        return r instanceof Promise
+          ? r.catch((e) => {
+            throw wrap(e);
+          })
+          : r;
+      } catch (e) {
+        throw wrap(e);
+      }
+    },
+    async finish() {
+      let hex: string;
+      try {
+        hex = await hasher.finish();
+      } catch (e) {
+        throw wrap(e);
+      }
+      if (opts.expected !== undefined && hex !== opts.expected) {
+        throw new ObjectVerifyError(
+          `Object ${label} does not match its name: its checksum is "${hex}"`,
+        );
+      }
+      return hex;
+    },
+    abort: () => hasher.abort(),
+  };
+}
+
 /**
  * Returns a pass-through stream that computes the checksum of the object of kind `kind`:
  * sha256 of the bytes for `.commit`, `.dirtree`, `.dirmeta` (which must also parse as their
@@ -67,41 +126,32 @@ export function createObjectVerifier(
   opts: ObjectVerifierOptions = {},
 ): ObjectVerifier {
   const label = `"${opts.name ?? `${kind} object`}"`;
-  const hasher: Hasher = kind === "filez"
-    ? new FilezHasher(label)
-    : new PlainHasher(kind, label, opts.maxMetadataSize ?? 128 << 20);
+  const hasher = createObjectHasher(kind, opts);
   const result = Promise.withResolvers<string>();
   result.promise.catch(() => {}); // a caller that only reads the stream sees the error there
   const fail = (e: unknown) => {
     hasher.abort();
-    const err = e instanceof ObjectVerifyError ? e : new ObjectVerifyError(
-      typeof e === "string" ? e : `Cannot verify ${label}: ${message(e)}`,
-    );
+    const err = e instanceof ObjectVerifyError
+      ? e
+      : new ObjectVerifyError(typeof e === "string" ? e : message(e));
     result.reject(err);
     return err;
   };
-  const guard = async <T>(step: () => T | Promise<T>): Promise<T> => {
-    try {
-      return await step();
-    } catch (e) {
-      throw fail(e);
-    }
-  };
   const stream = new TransformStream<Uint8Array, Uint8Array>({
     async transform(chunk, controller) {
-      await guard(() => hasher.update(chunk));
+      try {
+        await hasher.update(chunk);
+      } catch (e) {
+        throw fail(e);
+      }
       controller.enqueue(chunk);
     },
     async flush() {
-      result.resolve(
-        await guard(async () => {
-          const hex = await hasher.finish();
-          if (opts.expected === undefined || hex === opts.expected) return hex;
-          throw new ObjectVerifyError(
-            `Object ${label} does not match its name: its checksum is "${hex}"`,
-          );
-        }),
-      );
+      try {
+        result.resolve(await hasher.finish());
+      } catch (e) {
+        throw fail(e);
+      }
     },
     cancel: () => void fail(`Upload of ${label} was cancelled`),
   });

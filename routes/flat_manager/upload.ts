@@ -26,37 +26,10 @@ import {
 } from "../../lib/http/openapi.ts";
 import { parseUploadName } from "../../lib/ostree/object_names.ts";
 import {
-  createObjectVerifier,
+  createObjectHasher,
   ObjectVerifyError,
 } from "../../lib/ostree/verify.ts";
 import { authorizedBuild } from "./common.ts";
-
-/**
- * Counts bytes and fails the stream once `limit` is passed (413 for the request); `size()` is
- * the count, so the stored size needs no stat afterwards.
- */
-function limitStream(
-  limit: number,
-  name: string,
-): TransformStream<Uint8Array, Uint8Array> & { size(): number } {
-  let seen = 0;
-  const stream = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, ctl) {
-      seen += chunk.length;
-      if (seen > limit) {
-        ctl.error(
-          new HTTPException(413, {
-            message:
-              `Object ${name} is larger than the limit of ${limit} bytes`,
-          }),
-        );
-        return;
-      }
-      ctl.enqueue(chunk);
-    },
-  });
-  return Object.assign(stream, { size: () => seen });
-}
 
 /** The upload route. */
 export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
@@ -128,37 +101,58 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
                 `Object ${part.filename} is larger than the limit of ${deps.config.maxObjectBytes} bytes`,
             });
           }
-          const verifier = createObjectVerifier(
+          const hasher = createObjectHasher(
             name.kind === "object" ? name.ext : "delta",
             {
               name: part.filename,
               ...(name.kind === "object" ? { expected: name.checksum } : {}),
             },
           );
+          // Synchronous file calls: each is one short syscall, and an upload of thousands of
+          // small objects spends most of its time in them; async ones each cost a thread-pool
+          // round trip. Chunks arrive one at a time, so memory stays at one chunk per part.
           const tmp = join(tmpDir, crypto.randomUUID());
-          const file = await Deno.open(tmp, {
+          const file = Deno.openSync(tmp, {
             write: true,
             createNew: true,
             mode: 0o644,
           });
+          let closed = false;
           try {
-            const counted = limitStream(
-              deps.config.maxObjectBytes,
-              part.filename,
-            );
-            await part.body.pipeThrough(counted).pipeThrough(verifier).pipeTo(
-              file.writable,
-            );
+            let size = 0;
+            const reader = part.body.getReader();
+            for (;;) {
+              const { done, value } = await reader.read();
+              if (done) break;
+              size += value.length;
+              if (size > deps.config.maxObjectBytes) {
+                throw new HTTPException(413, {
+                  message:
+                    `Object ${part.filename} is larger than the limit of ${deps.config.maxObjectBytes} bytes`,
+                });
+              }
+              await hasher.update(value);
+              for (let at = 0; at < value.length;) {
+                at += file.writeSync(value.subarray(at));
+              }
+            }
+            await hasher.finish();
+            file.close();
+            closed = true;
             const final = join(upload, name.relPath);
             const dir = dirname(final);
             if (!made.has(dir)) {
-              await Deno.mkdir(dir, { recursive: true });
+              Deno.mkdirSync(dir, { recursive: true });
               made.add(dir);
             }
-            await Deno.rename(tmp, final);
-            sizes.push(counted.size());
+            Deno.renameSync(tmp, final);
+            sizes.push(size);
           } catch (err) {
-            await Deno.remove(tmp).catch(() => {});
+            hasher.abort();
+            if (!closed) file.close();
+            try {
+              Deno.removeSync(tmp);
+            } catch { /* already gone */ }
             throw err;
           }
         });

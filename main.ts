@@ -8,6 +8,8 @@ import { serveApp } from "./lib/http/node_server.ts";
 import { print, printErr } from "./lib/cli/output.ts";
 import { mintOffline, tokenUsage } from "./lib/cli/token.ts";
 import { pushCommand, pushUsage } from "./lib/cli/push.ts";
+import { builderCommand } from "./lib/cli/builder.ts";
+import { BUILDS_LIMIT_KEY } from "./lib/source_builds/source_builds.ts";
 import { pushBundleCommand, pushBundleUsage } from "./lib/cli/push_bundle.ts";
 import { ConfigError, loadClientEnv, loadConfig } from "./lib/config.ts";
 import type { Config } from "./lib/config.ts";
@@ -37,6 +39,7 @@ commands:
                          upload a local repository as flat-manager-client push does (--help)
   push-bundle [options] BUILD_URL BUNDLE
                          upload a flatpak bundle in resumable chunks and import it (--help)
+  builder                run one build task from FLATYARD_BUILD_SPEC (the runners' entrypoint)
   openapi                print the OpenAPI document
 configuration: environment variables, see README.md`;
 
@@ -58,11 +61,14 @@ async function serve(config: Config, logger: Logger): Promise<void> {
       bus: deps.bus,
       logger,
       handlers: createJobHandlers(deps),
-      concurrency: config.workerConcurrency,
+      // Build tasks wait on their builders: they get slots of their own (their limit), so
+      // other jobs always have `workerConcurrency` slots.
+      concurrency: config.workerConcurrency + config.builds.concurrency,
       leaseSeconds: config.jobLeaseSeconds,
       onTick: async () => void await reconcileBuilds(deps.db),
     })
     : undefined;
+  await deps.queue.setLimit(BUILDS_LIMIT_KEY, config.builds.concurrency);
   if (worker) await scheduleMaintenance(deps.queue, deps.db, 60);
   // node:http, not Deno.serve: flat-manager clients send bodies on GET (see node_server.ts).
   const server = await serveApp(app, {
@@ -94,12 +100,13 @@ async function worker(config: Config, logger: Logger): Promise<void> {
     ]);
   }
   const deps = await openDeps(config, logger);
+  await deps.queue.setLimit(BUILDS_LIMIT_KEY, config.builds.concurrency);
   const w = await startWorker({
     queue: deps.queue,
     bus: deps.bus,
     logger,
     handlers: createJobHandlers(deps),
-    concurrency: config.workerConcurrency,
+    concurrency: config.workerConcurrency + config.builds.concurrency,
     leaseSeconds: config.jobLeaseSeconds,
     onTick: async () => void await reconcileBuilds(deps.db),
   });
@@ -255,6 +262,9 @@ async function main(args: string[]): Promise<number> {
           err: printErr,
         });
       }
+      case "builder":
+        // The builder entrypoint of the runners (lib/cli/builder.ts): its task is in the env.
+        return await builderCommand(Deno.env.toObject(), print);
       case "user":
         await userCommand(config, logger, rest);
         return 0;

@@ -19,6 +19,21 @@ import { REPUBLISH_KIND, RepublishInput, runRepublish } from "./republish.ts";
 import { PRUNE_KIND, PruneInput, runPrune } from "./prune.ts";
 import { CHECK_KIND, runCheck } from "./check.ts";
 import {
+  runBuildTask,
+  runSourceCommit,
+  runSourcePublish,
+} from "./source_build.ts";
+import {
+  BUILD_TASK_KIND,
+  SOURCE_COMMIT_KIND,
+  SOURCE_PUBLISH_KIND,
+} from "../lib/source_builds/source_builds.ts";
+import { localRunner } from "../lib/runners/local.ts";
+import { KubernetesRunner } from "../lib/runners/kubernetes.ts";
+import type { Runner } from "../lib/runners/runner.ts";
+import { join } from "node:path";
+import { CDN_PURGE_KIND, CdnPurgeInput, runCdnPurge } from "./cdn_purge.ts";
+import {
   ARTIFACT_IMPORT_KIND,
   ArtifactImportInput,
   runArtifactImport,
@@ -44,8 +59,11 @@ function parsed<S extends z.ZodType>(
   };
 }
 
-/** Every job kind Flatyard runs. */
-export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
+/** Every job kind Flatyard runs; `runner` overrides the configured build runner (tests). */
+export function createJobHandlers(
+  deps: Deps,
+  opts: { runner?: Runner } = {},
+): Record<string, JobHandler> {
   const dataDir = deps.config.dataDir;
   const pipeline = {
     db: deps.db,
@@ -54,6 +72,25 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
     baseUrl: deps.config.baseUrl,
     repoKeys: deps.repoKeys,
     hooks: deps.config.hooks,
+  };
+  let runner = opts.runner;
+  const builds = () => {
+    const k8s = deps.config.kubernetes;
+    runner ??= deps.config.runner === "kubernetes"
+      ? new KubernetesRunner({
+        namespace: k8s.namespace,
+        image: k8s.image!,
+        kubeConfig: k8s.kubeconfig
+          ? { kind: "file", path: k8s.kubeconfig }
+          : { kind: "in-cluster" },
+        security: k8s.security,
+        logger: deps.logger,
+      })
+      : localRunner({
+        workRoot: join(dataDir, "runner", "tasks"),
+        flatpakUserDir: join(dataDir, "runner", "flatpak"),
+      });
+    return { ...pipeline, tokens: deps.tokens, runner };
   };
   return {
     [COMMIT_KIND]: parsed(
@@ -65,6 +102,21 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
         token_type: z.number().int().nullable(),
       }),
       (input, ctx) => runCommit(pipeline, input, ctx),
+    ),
+    [BUILD_TASK_KIND]: parsed(
+      BUILD_TASK_KIND,
+      z.object({ sourceBuild: z.number().int(), arch: z.string() }),
+      (input, ctx) => runBuildTask(builds(), input, ctx),
+    ),
+    [SOURCE_COMMIT_KIND]: parsed(
+      SOURCE_COMMIT_KIND,
+      z.object({ sourceBuild: z.number().int() }),
+      (input, ctx) => runSourceCommit(builds(), input, ctx),
+    ),
+    [SOURCE_PUBLISH_KIND]: parsed(
+      SOURCE_PUBLISH_KIND,
+      z.object({ sourceBuild: z.number().int() }),
+      (input, ctx) => runSourcePublish(builds(), input, ctx),
     ),
     [CHECK_KIND]: parsed(
       CHECK_KIND,
@@ -95,6 +147,20 @@ export function createJobHandlers(deps: Deps): Record<string, JobHandler> {
       UPDATE_REPO_KIND,
       z.object({ repo: z.string() }),
       (input, ctx) => runUpdateRepo(pipeline, input, ctx),
+    ),
+    [CDN_PURGE_KIND]: parsed(
+      CDN_PURGE_KIND,
+      CdnPurgeInput,
+      (input, ctx) =>
+        runCdnPurge(
+          {
+            db: deps.db,
+            baseUrl: deps.config.baseUrl,
+            retry: deps.config.cdnPurge,
+          },
+          input,
+          ctx,
+        ),
     ),
     [MAINTENANCE_KIND]: parsed(
       MAINTENANCE_KIND,

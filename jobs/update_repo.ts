@@ -3,7 +3,8 @@
  * branches (signed), its static deltas by the repository's policy, and last its summary and
  * summary index, signed. Clients see a publish only when the signed summary changes; if a step
  * fails, the previous summary files are put back. Coalesced: a burst of publishes joins one
- * queued run (§4.3).
+ * queued run (§4.3). Last, when the repository has CDN purge hooks, it queues their
+ * `cdn-purge` job (jobs/cdn_purge.ts), which runs once this job has succeeded.
  */
 import { join } from "node:path";
 import type { Db } from "../lib/db/db.ts";
@@ -16,6 +17,8 @@ import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import type { RepoKeys } from "../lib/repos/repo_keys.ts";
 import { repoStore } from "../lib/repos/repo_store.ts";
+import { planCdnPurge } from "../lib/repos/cdn_purge.ts";
+import { CDN_PURGE_KIND } from "./cdn_purge.ts";
 
 export const UPDATE_REPO_KIND = "update-repo";
 /** Repository work is serialized per repository under this key (ARCHITECTURE.md §5). */
@@ -77,10 +80,13 @@ async function saveSummaries(repo: string): Promise<() => Promise<void>> {
 
 /** Updates repository `input.repo`. */
 export async function runUpdateRepo(
-  deps: { db: Db; dataDir: string; repoKeys: RepoKeys },
+  deps: { db: Db; queue: JobQueue; dataDir: string; repoKeys: RepoKeys },
   input: { repo: string },
-  { log, signal }: Pick<JobContext, "log" | "signal">,
-): Promise<{ deltas: { generated: number; retired: number; failed: number } }> {
+  { log, signal, job }: Pick<JobContext, "log" | "signal" | "job">,
+): Promise<{
+  deltas: { generated: number; retired: number; failed: number };
+  "cdn-purge-job"?: number;
+}> {
   const repo = await repoStore.get(deps.db, input.repo);
   if (!repo) {
     throw new PermanentJobError(`Cannot find repository "${input.repo}"`);
@@ -114,11 +120,50 @@ export async function runUpdateRepo(
     await log("Put the previous summary back");
     throw err;
   }
+  const purgeJob = repo.cdnPurge.length > 0
+    ? await queueCdnPurge(deps, repo, dir, job.id, log)
+    : undefined;
   return {
     deltas: {
       generated: deltas.generated.length,
       retired: deltas.retired.length,
       failed: deltas.failed.length,
     },
+    ...(purgeJob === undefined ? {} : { "cdn-purge-job": purgeJob }),
   };
+}
+
+/**
+ * Queues the CDN purge of what this update changed, to run once this job has succeeded. The
+ * publish is visible by now: a failure here is logged and leaves this job successful.
+ */
+async function queueCdnPurge(
+  deps: { db: Db; queue: JobQueue },
+  repo: { id: number; name: string },
+  dir: string,
+  after: number,
+  log: (line: string) => Promise<void>,
+): Promise<number | undefined> {
+  try {
+    const plan = await planCdnPurge(deps.db, repo, dir);
+    const { id } = await deps.queue.enqueue(
+      CDN_PURGE_KIND,
+      { repo: repo.name, ...plan },
+      {
+        serialKey: `cdn:${repo.name}`,
+        dependsOn: [after],
+        depPolicy: "succeeded",
+        maxAttempts: 1,
+      },
+    );
+    await log(`Queued CDN purge job ${id}`);
+    return id;
+  } catch (err) {
+    await log(
+      `Could not queue the CDN purge: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
+    return undefined;
+  }
 }

@@ -23,14 +23,19 @@ import { createFlatManagerUploadRoutes } from "../routes/flat_manager/upload.ts"
 import { createFlatManagerPipelineRoutes } from "../routes/flat_manager/pipeline.ts";
 import { createFlatManagerRepoJobRoutes } from "../routes/flat_manager/repo_jobs.ts";
 import { createArtifactRoutes } from "../routes/artifacts.ts";
+import { createSourceBuildRoutes } from "../routes/source_builds.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
+import { createLiveLogRoutes } from "../routes/live_logs.ts";
 import { createUserRoutes } from "../routes/users.ts";
 import { createRepoRoutes } from "../routes/repos.ts";
 import { createRepoKeyRoutes } from "../routes/repo_keys.ts";
 import { createRepoFileRoutes } from "../routes/repo_files.ts";
+import { createRepoMetaRoutes } from "../routes/repo_meta.ts";
+import { createFlatpakrefRoutes } from "../routes/flatpakrefs.ts";
 import { createBuildFileRoutes } from "../routes/build_files.ts";
 import { createStatusRoutes } from "../routes/status.ts";
+import { createStatsRoutes } from "../routes/stats.ts";
 
 export const API_TITLE = "Flatyard API";
 export const API_VERSION = "0.1.0";
@@ -90,15 +95,21 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.route("/", createFlatManagerPipelineRoutes(deps));
   app.route("/", createFlatManagerRepoJobRoutes(deps));
   app.route("/", createArtifactRoutes(deps));
+  app.route("/", createSourceBuildRoutes(deps));
   app.route("/", createAuthRoutes(deps));
   app.route("/", createApiTokenRoutes(deps));
   app.route("/", createUserRoutes(deps));
   app.route("/", createRepoRoutes(deps));
   app.route("/", createRepoKeyRoutes(deps));
+  app.route("/", createRepoMetaRoutes(deps));
+  // Before the repository file routes, which would refuse `/repo/<name>/<id>.flatpakref`.
+  app.route("/", createFlatpakrefRoutes(deps));
   app.route("/", createRepoFileRoutes(deps));
   app.route("/", createBuildFileRoutes(deps));
   app.route("/", createStatusRoutes(deps));
+  app.route("/", createStatsRoutes(deps));
   app.route("/", createJobRoutes(deps));
+  app.route("/", createLiveLogRoutes(deps));
   app.route("/", createAuditRoutes(deps));
   app.route("/", createDocsRoutes());
 

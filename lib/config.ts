@@ -71,7 +71,20 @@ export const envSchema = z.object({
   ),
   FLATYARD_MAX_OBJECT_BYTES: int(4 * 1024 ** 3, 1, Number.MAX_SAFE_INTEGER),
   FLATYARD_HOOKS_FILE: optionalString,
-  FLATYARD_RUNNER: withDefault(z.enum(["local"]).default("local")),
+  FLATYARD_CDN_PURGE_ATTEMPTS: int(5, 1, 20),
+  FLATYARD_CDN_PURGE_RETRY_MS: int(1000, 0, 60_000),
+  FLATYARD_RUNNER: withDefault(
+    z.enum(["local", "kubernetes"]).default("local"),
+  ),
+  FLATYARD_K8S_NAMESPACE: withDefault(z.string().default("flatyard-builds")),
+  FLATYARD_K8S_BUILDER_IMAGE: optionalString,
+  FLATYARD_K8S_KUBECONFIG: optionalString,
+  FLATYARD_K8S_SECURITY: withDefault(
+    z.enum(["userns", "privileged"]).default("userns"),
+  ),
+  FLATYARD_BUILD_CONCURRENCY: int(2, 1, 1000),
+  FLATYARD_BUILD_REPO_CONCURRENCY: int(2, 1, 1000),
+  FLATYARD_BUILD_TIMEOUT_SECONDS: int(3600, 60, 7 * 24 * 3600),
   FLATYARD_RUN_WORKER: bool(true),
   FLATYARD_WORKER_CONCURRENCY: int(2, 1, 64),
   FLATYARD_JOB_LEASE_SECONDS: int(30, 3, 3600),
@@ -105,7 +118,19 @@ export interface Config {
   maxObjectBytes: number;
   /** Publish and check hooks per repository, from FLATYARD_HOOKS_FILE (none when unset). */
   hooks: HooksConfig;
-  runner: "local";
+  /** Tries per CDN purge request, and the first retry's delay (doubling after). */
+  cdnPurge: { attempts: number; retryMs: number };
+  runner: "local" | "kubernetes";
+  /** The Kubernetes runner's settings (used when `runner` is `kubernetes`). */
+  kubernetes: {
+    namespace: string;
+    image: string | undefined;
+    /** A kubeconfig file; unset: the in-cluster service account. */
+    kubeconfig: string | undefined;
+    security: "userns" | "privileged";
+  };
+  /** Build tasks running at once: in all, per repository; and a task's default time limit. */
+  builds: { concurrency: number; perRepo: number; timeoutSeconds: number };
   runWorker: boolean;
   workerConcurrency: number;
   jobLeaseSeconds: number;
@@ -138,6 +163,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = parsed.data;
+  if (e.FLATYARD_RUNNER === "kubernetes" && !e.FLATYARD_K8S_BUILDER_IMAGE) {
+    throw new ConfigError([
+      "FLATYARD_K8S_BUILDER_IMAGE: required when FLATYARD_RUNNER is kubernetes",
+    ]);
+  }
   let hooks: HooksConfig = {};
   if (e.FLATYARD_HOOKS_FILE !== undefined) {
     let text: string;
@@ -184,7 +214,22 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       : decodeBase64(e.FLATYARD_MASTER_KEY),
     maxObjectBytes: e.FLATYARD_MAX_OBJECT_BYTES,
     hooks,
+    cdnPurge: {
+      attempts: e.FLATYARD_CDN_PURGE_ATTEMPTS,
+      retryMs: e.FLATYARD_CDN_PURGE_RETRY_MS,
+    },
     runner: e.FLATYARD_RUNNER,
+    kubernetes: {
+      namespace: e.FLATYARD_K8S_NAMESPACE,
+      image: e.FLATYARD_K8S_BUILDER_IMAGE,
+      kubeconfig: e.FLATYARD_K8S_KUBECONFIG,
+      security: e.FLATYARD_K8S_SECURITY,
+    },
+    builds: {
+      concurrency: e.FLATYARD_BUILD_CONCURRENCY,
+      perRepo: e.FLATYARD_BUILD_REPO_CONCURRENCY,
+      timeoutSeconds: e.FLATYARD_BUILD_TIMEOUT_SECONDS,
+    },
     runWorker: e.FLATYARD_RUN_WORKER,
     workerConcurrency: e.FLATYARD_WORKER_CONCURRENCY,
     jobLeaseSeconds: e.FLATYARD_JOB_LEASE_SECONDS,

@@ -28,6 +28,7 @@ import { UserStore } from "./users/users.ts";
 import { RepoKeys } from "./repos/repo_keys.ts";
 import { registerFlatManagerJobMetrics } from "./builds/fm_metrics.ts";
 import type { DownloadObserver } from "./stats/observer.ts";
+import { DownloadStats } from "./stats/download_stats.ts";
 
 /** Everything the app, the worker and the CLI need. */
 export interface Deps {
@@ -80,6 +81,7 @@ export async function assembleDeps(
       })),
   });
   registerFlatManagerJobMetrics(metrics, parts.db);
+  const downloads = new DownloadStats(parts.db, clock, parts.logger);
   return {
     config,
     db: parts.db,
@@ -100,8 +102,16 @@ export async function assembleDeps(
     metrics,
     logger: parts.logger,
     clock,
-    start: () => registry.start(),
-    stop: () => registry.stop(),
+    downloads,
+    async start() {
+      await registry.start();
+      downloads.start();
+    },
+    async stop() {
+      // Counts still in memory are written before the database closes.
+      await downloads.stop();
+      await registry.stop();
+    },
   };
 }
 

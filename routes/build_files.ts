@@ -136,6 +136,7 @@ export function createBuildFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         ? { contentType: "application/vnd.flatpak.ref" }
         : {}),
       privateCache: !(build.publicDownload && repo?.public),
+      rootFile: FLATPAKREF,
     });
   });
   return app;

@@ -130,6 +130,7 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         minFreeSpace: body.minFreeSpace,
         baseUrl: body.baseUrl ?? null,
         redirectUrl: body.redirectUrl ?? null,
+        cdnPurge: body.cdnPurge,
       };
       try {
         // The row and the directory appear together: a failure of either leaves neither.

@@ -1,6 +1,10 @@
 /** @module Schemas of the repository routes: every field's validation lives here. */
 import { z } from "@hono/zod-openapi";
-import { type Repo, repoUrl } from "../lib/repos/repo_store.ts";
+import {
+  CDN_PURGE_METHODS,
+  type Repo,
+  repoUrl,
+} from "../lib/repos/repo_store.ts";
 import { RepoNameSchema } from "./users_schema.ts";
 
 /** A repository name; `.flatpakrepo` is reserved for the file served beside the repository. */
@@ -55,6 +59,78 @@ export const DeltaPolicySchema = z.object({
   }),
 }).strict().openapi("DeltaPolicy");
 
+/** The placeholders a CDN purge URL template may use (documented on {@link CdnPurgeSchema}). */
+export const CDN_PLACEHOLDERS = ["repo", "path", "url"] as const;
+/** At most this many purge hooks per repository. */
+export const MAX_CDN_HOOKS = 10;
+
+/** A URL template: only known placeholders, and an http(s) URL once they are filled in. */
+const UrlTemplate = z.string().min(1).max(2000).superRefine((t, ctx) => {
+  const unknown = [...t.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!)
+    .filter((p) => !(CDN_PLACEHOLDERS as readonly string[]).includes(p));
+  if (unknown.length > 0 || /[{}]/.test(t.replace(/\{[a-z]+\}/g, ""))) {
+    ctx.addIssue({
+      code: "custom",
+      message: `must use only the placeholders ${
+        CDN_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")
+      }${
+        unknown.length
+          ? ` (found ${unknown.map((u) => `{${u}}`).join(", ")})`
+          : ""
+      }`,
+    });
+    return;
+  }
+  // The scheme and host must be literal: a placeholder there could send the request anywhere.
+  const sample = t.replaceAll("{repo}", "stable").replaceAll(
+    "{path}",
+    "summary",
+  )
+    .replaceAll("{url}", "x");
+  let url: URL;
+  try {
+    url = new URL(sample);
+  } catch {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be an http:// or https:// URL",
+    });
+    return;
+  }
+  if (!/^https?:$/.test(url.protocol) || url.username || url.password) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be an http:// or https:// URL without credentials",
+    });
+  } else if (/^[a-z]+:\/\/[^/?#]*\{/i.test(t)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must not have a placeholder in the scheme or host",
+    });
+  }
+});
+
+export const CdnPurgeSchema = z.array(
+  z.object({
+    method: z.enum(CDN_PURGE_METHODS).openapi({
+      example: "PURGE",
+    }),
+    url: UrlTemplate.openapi({
+      description:
+        "URL template. `{repo}`: the repository name; `{path}`: the file's path relative to " +
+        "the repository URL (`summary`, `config`, `org.example.App.flatpakref`, " +
+        "`appstream/org.example.App.flatpakref`, `refs/heads/appstream2/x86_64`); `{url}`: " +
+        "the file's absolute public URL, percent-encoded as one query value.",
+      example: "https://cdn.example/repo/{repo}/{path}",
+    }),
+  }).strict(),
+).max(MAX_CDN_HOOKS).openapi("CdnPurgeHooks", {
+  description:
+    "Requests made after each publish, once per changed mutable file (the summary files and " +
+    "`config` always; `.flatpakref` files and appstream refs when they changed), by a " +
+    "`cdn-purge` job with retries. A 2xx answer is success.",
+});
+
 const text = (max: number) => z.string().min(1).max(max);
 
 const fields = {
@@ -75,6 +151,7 @@ const fields = {
   redirectUrl: HttpUrl.openapi({
     description: "Tell clients the repository moved here (xa.redirect-url)",
   }),
+  cdnPurge: CdnPurgeSchema,
 };
 
 export const CreateRepoSchema = z.object({
@@ -90,6 +167,7 @@ export const CreateRepoSchema = z.object({
   minFreeSpace: fields.minFreeSpace.default("500MB"),
   baseUrl: fields.baseUrl.optional(),
   redirectUrl: fields.redirectUrl.optional(),
+  cdnPurge: fields.cdnPurge.default([]),
 }).strict().openapi("CreateRepoRequest");
 
 /** Every field optional; `null` clears an optional one. The name never changes. */
@@ -105,6 +183,7 @@ export const UpdateRepoSchema = z.object({
   minFreeSpace: fields.minFreeSpace.optional(),
   baseUrl: fields.baseUrl.nullable().optional(),
   redirectUrl: fields.redirectUrl.nullable().optional(),
+  cdnPurge: fields.cdnPurge.optional(),
 }).strict().refine(
   (b) => Object.keys(b).length > 0,
   "must change at least one field",
@@ -124,6 +203,7 @@ export const RepoSchema = z.object({
   minFreeSpace: z.string(),
   baseUrl: z.string().nullable(),
   redirectUrl: z.string().nullable(),
+  cdnPurge: CdnPurgeSchema,
   url: z.string().openapi({
     description: "Where clients fetch the repository",
     example: "https://flatyard.example/repo/stable",
@@ -155,6 +235,7 @@ export function toRepoJson(
     minFreeSpace: r.minFreeSpace,
     baseUrl: r.baseUrl,
     redirectUrl: r.redirectUrl,
+    cdnPurge: r.cdnPurge,
     url: repoUrl(r, serverBase),
     flatpakrepoUrl: `${serverBase}/repo/${r.name}.flatpakrepo`,
     createdAt: r.createdAt.toISOString(),

@@ -2,8 +2,9 @@
 # Installs what Flatyard needs and is missing: Deno (from the npm package `deno`, into .tools/)
 # and Debian packages. Idempotent: a second run installs nothing and says so.
 #
-# usage: scripts/setup.sh runtime|test
+# usage: scripts/setup.sh runtime|test|bench
 #   runtime  what `serve` needs (ostree, flatpak, flatpak-builder, git)
+#   bench    runtime + nginx and wrk, the reference server and load generator of bench/serve.ts
 #   test     runtime + the real services and tools the test suite drives, and qemu-user for the
 #            foreign architecture (aarch64 on x86_64 hosts, x86_64 on aarch64 ones) so flatpak
 #            fixtures for both arches build and run (tests/support/flatpak_fixtures.ts)
@@ -19,6 +20,8 @@ runtime_pkgs=(ostree flatpak flatpak-builder bubblewrap git ca-certificates)
 # busybox-static is the host arch's fixture runtime; the foreign arch's busybox-static is not
 # installed (it would conflict): tests/support/fixture_arch.ts downloads and caches it on demand.
 test_pkgs=(postgresql redis-server busybox-static qemu-user-static binfmt-support gnupg)
+# bench/serve.ts runs its own nginx on a loopback port from a generated config.
+bench_pkgs=(nginx-light wrk)
 
 # The architecture fixtures are cross-built for, in dpkg's and in qemu's names.
 case "$(uname -m)" in
@@ -43,8 +46,9 @@ packages=("${runtime_pkgs[@]}")
 case "$profile" in
 runtime) ;;
 test) packages+=("${test_pkgs[@]}") ;;
+bench) packages+=("${bench_pkgs[@]}") ;;
 *)
-  say "unknown profile '$profile' (expected runtime or test)"
+  say "unknown profile '$profile' (expected runtime, test or bench)"
   exit 2
   ;;
 esac

@@ -110,7 +110,7 @@ dbTest(
         async () => {
           for (const [rel, from] of [[own, pubRoot], [mainOnly, mainRepo]]) {
             const res = await get(`/build-repo/${pub.id}/${rel}`);
-            assert.equal(res.status, 200, rel);
+            assert.equal(res.status, 200, String(rel));
             assert.deepEqual(
               new Uint8Array(await res.arrayBuffer()),
               await Deno.readFile(join(from!, rel!)),

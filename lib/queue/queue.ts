@@ -39,6 +39,8 @@ export interface EnqueueOptions {
   maxAttempts?: number;
   /** Retry n waits `retryBaseSeconds × 2^(n-1)`, at most 10 minutes. Default 5. */
   retryBaseSeconds?: number;
+  /** Concurrency groups: not claimed while one of these keys is at its limit (setLimit). */
+  limitKeys?: readonly string[];
 }
 
 /** Bus channels the queue uses. */
@@ -73,8 +75,8 @@ export class JobQueue {
     const insert = async (q: Queryable) => {
       const [row] = await q.query<{ id: number }>(
         `INSERT INTO jobs (kind, payload, priority, run_after, serial_key, dep_policy,
-           max_attempts, retry_base_seconds)
-         VALUES ($1, $2::jsonb, $3, now() + make_interval(secs => $4), $5, $6, $7, $8)
+           max_attempts, retry_base_seconds, limit_keys)
+         VALUES ($1, $2::jsonb, $3, now() + make_interval(secs => $4), $5, $6, $7, $8, $9)
          RETURNING id`,
         [
           kind,
@@ -85,6 +87,7 @@ export class JobQueue {
           options.depPolicy ?? "finished",
           options.maxAttempts ?? 3,
           options.retryBaseSeconds ?? 5,
+          [...(options.limitKeys ?? [])],
         ],
       );
       const id = row!.id;
@@ -188,6 +191,23 @@ export class JobQueue {
     return readJobLog(this.db, id, offset);
   }
 
+  /** Sets (or, with `null`, removes) how many jobs of a concurrency group may run at once. */
+  async setLimit(
+    key: string,
+    maxRunning: number | null,
+    tx: Queryable = this.db,
+  ): Promise<void> {
+    if (maxRunning === null) {
+      await tx.query("DELETE FROM job_limits WHERE key = $1", [key]);
+      return;
+    }
+    await tx.query(
+      `INSERT INTO job_limits (key, max_running) VALUES ($1, $2)
+       ON CONFLICT (key) DO UPDATE SET max_running = EXCLUDED.max_running`,
+      [key, maxRunning],
+    );
+  }
+
   // --- worker side -------------------------------------------------------------------------
 
   /**
@@ -201,25 +221,36 @@ export class JobQueue {
   ): Promise<Job | undefined> {
     for (let tries = 0; tries < 5; tries++) {
       try {
-        const [row] = await this.db.query<{ id: number }>(
-          `WITH next AS (
-             SELECT j.id FROM jobs j
-             WHERE j.status = 'queued' AND j.run_after <= now() AND j.kind = ANY($1::text[])
-               AND NOT EXISTS (
-                 SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.depends_on
-                 WHERE d.job_id = j.id AND p.status IN ('queued', 'running'))
-               AND (j.serial_key IS NULL OR NOT EXISTS (
-                 SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.serial_key = j.serial_key))
-             ORDER BY j.priority DESC, j.id
-             LIMIT 1
-             FOR UPDATE OF j SKIP LOCKED)
-           UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $2,
-             lease_expires_at = now() + make_interval(secs => $3),
-             started_at = coalesce(started_at, now()), error = NULL
-           FROM next WHERE jobs.id = next.id
-           RETURNING jobs.id`,
-          [[...kinds], workerId, leaseSeconds],
-        );
+        // One claim at a time across processes, so concurrency limits (`limit_keys`) hold.
+        const row = await this.db.transaction(async (tx) => {
+          await tx.query("SELECT pg_advisory_xact_lock(7418207)");
+          const [r] = await tx.query<{ id: number }>(
+            `WITH next AS (
+               SELECT j.id FROM jobs j
+               WHERE j.status = 'queued' AND j.run_after <= now() AND j.kind = ANY($1::text[])
+                 AND NOT EXISTS (
+                   SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.depends_on
+                   WHERE d.job_id = j.id AND (p.status IN ('queued', 'running')
+                     OR (j.dep_policy = 'succeeded' AND p.status IN ('failed', 'cancelled'))))
+                 AND (j.serial_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.serial_key = j.serial_key))
+                 AND NOT EXISTS (
+                   SELECT 1 FROM unnest(j.limit_keys) AS k(key)
+                   JOIN job_limits l ON l.key = k.key
+                   WHERE (SELECT count(*) FROM jobs r
+                          WHERE r.status = 'running' AND k.key = ANY(r.limit_keys)) >= l.max_running)
+               ORDER BY j.priority DESC, j.id
+               LIMIT 1
+               FOR UPDATE OF j SKIP LOCKED)
+             UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $2,
+               lease_expires_at = now() + make_interval(secs => $3),
+               started_at = coalesce(started_at, now()), error = NULL
+             FROM next WHERE jobs.id = next.id
+             RETURNING jobs.id`,
+            [[...kinds], workerId, leaseSeconds],
+          );
+          return r;
+        });
         if (!row) return undefined;
         await this.publishStatus(row.id, "running");
         return await this.get(row.id);

@@ -140,6 +140,8 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
       } finally {
         clearInterval(heartbeat);
         running.delete(job.id);
+        // Jobs that needed this one to succeed are cancelled now, not at the next tick.
+        await opts.queue.cancelBlockedDependents().catch(() => {});
         wake();
       }
     })();

@@ -15,6 +15,26 @@ export const defaultDeltaPolicy: DeltaPolicy = {
   fromScratch: true,
 };
 
+/** The HTTP methods a CDN purge hook may use. */
+export const CDN_PURGE_METHODS = [
+  "PURGE",
+  "BAN",
+  "GET",
+  "POST",
+  "DELETE",
+] as const;
+
+/**
+ * One CDN purge request, made for each changed file after a publish (jobs/cdn_purge.ts).
+ * `url` is a template: `{repo}` the repository name, `{path}` the file's path relative to the
+ * repository URL (`summary`, `org.example.App.flatpakref`), `{url}` the file's absolute public
+ * URL, percent-encoded as one query value.
+ */
+export interface CdnPurgeHook {
+  method: (typeof CDN_PURGE_METHODS)[number];
+  url: string;
+}
+
 /** A repository's settings. */
 export interface Repo {
   id: number;
@@ -30,6 +50,8 @@ export interface Repo {
   minFreeSpace: string;
   baseUrl: string | null;
   redirectUrl: string | null;
+  /** Requests that purge a CDN's copies of changed files after each publish. */
+  cdnPurge: CdnPurgeHook[];
   createdAt: Date;
   updatedAt: Date;
 }
@@ -62,6 +84,7 @@ type Row = {
   min_free_space: string;
   base_url: string | null;
   redirect_url: string | null;
+  cdn_purge: CdnPurgeHook[];
   created_at: Date;
   updated_at: Date;
 };
@@ -80,6 +103,7 @@ const toRepo = (r: Row): Repo => ({
   minFreeSpace: r.min_free_space,
   baseUrl: r.base_url,
   redirectUrl: r.redirect_url,
+  cdnPurge: r.cdn_purge,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -101,6 +125,7 @@ const params = (s: RepoSettings) => [
   s.minFreeSpace,
   s.baseUrl,
   s.redirectUrl,
+  JSON.stringify(s.cdnPurge),
 ];
 
 /** Reads and writes repository rows (live ones: deleted repositories are invisible here). */
@@ -109,8 +134,8 @@ export const repoStore = {
     try {
       const [row] = await q.query<Row>(
         `INSERT INTO repos (name, title, description, homepage, icon_url, collection_id,
-           default_branch, public, delta_policy, min_free_space, base_url, redirect_url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12) RETURNING *`,
+           default_branch, public, delta_policy, min_free_space, base_url, redirect_url, cdn_purge)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13::jsonb) RETURNING *`,
         [name, ...params(s)],
       );
       return toRepo(row!);
@@ -146,7 +171,8 @@ export const repoStore = {
     const [row] = await q.query<Row>(
       `UPDATE repos SET title = $2, description = $3, homepage = $4, icon_url = $5,
          collection_id = $6, default_branch = $7, public = $8, delta_policy = $9::jsonb,
-         min_free_space = $10, base_url = $11, redirect_url = $12, updated_at = now()
+         min_free_space = $10, base_url = $11, redirect_url = $12, cdn_purge = $13::jsonb,
+         updated_at = now()
        WHERE id = $1 RETURNING *`,
       [id, ...params(s)],
     );

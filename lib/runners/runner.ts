@@ -22,11 +22,17 @@ export interface BuilderSpec {
   manifest: Record<string, unknown>;
   /** The manifest's file name inside the sources, if it came from there (else written out). */
   manifestName: string;
-  source: TaskSource;
+  /** null: the manifest names all its sources itself (URLs, inline). */
+  source: TaskSource | null;
   /** The flat-manager build that receives the upload: `<base>/api/v1/build/<id>`. */
   uploadBuildUrl: string;
   /** The branch to build (flatpak-builder `--default-branch`). */
   branch: string;
+  /**
+   * A `.flatpakrepo` URL to install the runtime and SDK from (flatpak-builder
+   * `--install-deps-from`); unset: they must already be installed where the builder runs.
+   */
+  depsFrom?: string;
 }
 
 /** Per-task resources and limits. */

@@ -11,6 +11,7 @@ import { createLogger } from "../../lib/logger.ts";
 import { startWorker } from "../../lib/queue/worker.ts";
 import type { Db } from "../../lib/db/db.ts";
 import type { Deps } from "../../lib/deps.ts";
+import type { Runner } from "../../lib/runners/runner.ts";
 import type { AppEnv } from "../../lib/http/env.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { expectJson, type TestApp, testApp } from "./app.ts";
@@ -61,6 +62,10 @@ export async function startPipeline(
     routes?: (deps: Deps) => OpenAPIHono<AppEnv>[];
     /** More configuration (FLATYARD_HOOKS_FILE, …). */
     env?: Record<string, string>;
+    /** The build runner (default: the configured one, i.e. the local runner). */
+    runner?: Runner;
+    /** Jobs the worker runs at once (default 2). */
+    concurrency?: number;
   } = {},
 ): Promise<Pipeline> {
   const port = freePort();
@@ -84,8 +89,11 @@ export async function startPipeline(
     queue: a.deps.queue,
     bus: a.deps.bus,
     logger: createLogger("error", () => {}),
-    handlers: createJobHandlers(a.deps),
-    concurrency: 2,
+    handlers: createJobHandlers(
+      a.deps,
+      opts.runner ? { runner: opts.runner } : {},
+    ),
+    concurrency: opts.concurrency ?? 2,
     leaseSeconds: 30,
     pollMs: 100,
     onTick: async () => void await reconcileBuilds(a.deps.db),

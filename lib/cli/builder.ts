@@ -1,0 +1,161 @@
+/**
+ * @module `flatyard builder`: the builder entrypoint, run by the local runner as a subprocess and
+ * by the Kubernetes runner as the Job's container command. It reads its task from the
+ * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`),
+ * fetches the sources, runs flatpak-builder for the one architecture, and uploads the result into
+ * the task's flat-manager build with the same code as `flatyard push` (upload and refs only: the
+ * server commits and publishes once every architecture is in). Exit status: 0 done,
+ * {@link BUILD_FAILED_EXIT} when flatpak-builder failed (the build's own fault: never retried),
+ * anything else for an infrastructure failure (retried).
+ */
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { push } from "../client/push.ts";
+import { CommandError, run } from "../ostree/cli.ts";
+import { BUILD_FAILED_EXIT, type BuilderSpec } from "../runners/runner.ts";
+
+const SpecSchema = z.object({
+  taskId: z.number().int(),
+  arch: z.string().regex(/^[a-z0-9_]+$/),
+  manifest: z.record(z.string(), z.unknown()),
+  manifestName: z.string().min(1).refine(
+    (p) => !p.startsWith("/") && !p.split("/").includes(".."),
+    "must be a relative path",
+  ),
+  source: z.discriminatedUnion("kind", [
+    z.object({ kind: z.literal("git"), url: z.string(), commit: z.string() }),
+    z.object({
+      kind: z.literal("archive"),
+      url: z.string(),
+      sha256: z.string(),
+    }),
+  ]).nullable(),
+  uploadBuildUrl: z.string().url(),
+  branch: z.string().min(1),
+  depsFrom: z.string().url().optional(),
+});
+
+class BuildFailed extends Error {}
+
+/** Runs the builder; returns its exit status. Output lines go to `out`. */
+export async function builderCommand(
+  env: Record<string, string | undefined>,
+  out: (line: string) => void,
+): Promise<number> {
+  const parsed = SpecSchema.safeParse(
+    JSON.parse(env.FLATYARD_BUILD_SPEC ?? "null"),
+  );
+  if (!parsed.success) {
+    out(`builder: invalid FLATYARD_BUILD_SPEC: ${parsed.error.message}`);
+    return 2;
+  }
+  const spec = parsed.data as BuilderSpec;
+  const token = env.FLATYARD_UPLOAD_TOKEN;
+  if (!token) {
+    out("builder: FLATYARD_UPLOAD_TOKEN is not set");
+    return 2;
+  }
+  const work = env.FLATYARD_WORK_DIR ??
+    await Deno.makeTempDir({ prefix: "flatyard-builder-" });
+  const log = (line: string) => out(line);
+  const step = (what: string) => out(`==> ${what}`);
+  try {
+    const src = join(work, "src");
+    await Deno.mkdir(src, { recursive: true });
+    if (spec.source?.kind === "git") {
+      step(`Fetching ${spec.source.url} at ${spec.source.commit}`);
+      await run("git", ["clone", "--quiet", spec.source.url, src], { log });
+      await run("git", [
+        "-C",
+        src,
+        "-c",
+        "advice.detachedHead=false",
+        "checkout",
+        "--quiet",
+        "--detach",
+        spec.source.commit,
+      ], { log });
+      await run("git", [
+        "-C",
+        src,
+        "submodule",
+        "update",
+        "--init",
+        "--recursive",
+      ], { log });
+    } else if (spec.source?.kind === "archive") {
+      throw new Error("Source archives are not supported by this builder yet");
+    }
+    // The checked manifest, next to where the submitted one lives: relative source paths in it
+    // resolve against its directory, as flatpak-builder does.
+    const manifestPath = join(
+      src,
+      dirname(spec.manifestName),
+      ".flatyard-manifest.json",
+    );
+    await Deno.mkdir(dirname(manifestPath), { recursive: true });
+    await Deno.writeTextFile(manifestPath, JSON.stringify(spec.manifest));
+    if (spec.depsFrom) {
+      step(`Adding the runtime remote ${spec.depsFrom}`);
+      await run("flatpak", [
+        "--user",
+        "remote-add",
+        "--if-not-exists",
+        "--from",
+        "flatyard-deps",
+        spec.depsFrom,
+      ], { log });
+    }
+    step(`Building for ${spec.arch}`);
+    const repo = join(work, "repo");
+    try {
+      await run("flatpak-builder", [
+        `--arch=${spec.arch}`,
+        `--default-branch=${spec.branch}`,
+        "--force-clean",
+        "--disable-rofiles-fuse",
+        `--state-dir=${join(work, "state")}`,
+        `--repo=${repo}`,
+        // --user: the runner's FLATPAK_USER_DIR, shared by tasks, not the system installation.
+        ...(spec.depsFrom
+          ? ["--user", "--install-deps-from=flatyard-deps"]
+          : []),
+        join(work, "build"),
+        manifestPath,
+      ], { log, cwd: dirname(manifestPath) });
+    } catch (e) {
+      if (e instanceof CommandError) {
+        throw new BuildFailed(`flatpak-builder failed (exit ${e.code})`);
+      }
+      throw e;
+    }
+    step(`Uploading to ${spec.uploadBuildUrl}`);
+    let last = 0;
+    await push({
+      buildUrl: spec.uploadBuildUrl,
+      token,
+      repoPath: repo,
+      log,
+      uploadConcurrency: 2,
+      onProgress: (p) => {
+        const now = Date.now();
+        if (now - last < 2000 && p.phase !== "done") return;
+        last = now;
+        out(
+          `upload ${p.phase} ${p.objectsDone}/${p.objectsTotal} objects, ${
+            (p.bytesDone / 1048576).toFixed(1)
+          } MiB`,
+        );
+      },
+    });
+    step("Done");
+    return 0;
+  } catch (e) {
+    out(`builder: ${(e as Error).message}`);
+    return e instanceof BuildFailed ? BUILD_FAILED_EXIT : 1;
+  } finally {
+    if (env.FLATYARD_WORK_DIR === undefined) {
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,456 @@
+/**
+ * @module Server-side builds: a manifest and its sources, built once per architecture. A
+ * submission becomes, in one transaction, a flat-manager build (where the builders upload), one
+ * build task and `build-task` job per architecture, then a `source-build.commit` job that waits
+ * for every task to succeed and, when publishing is automatic, a `source-build.publish` job after
+ * it. Dependencies on other builds are job dependencies on their last job (published, or
+ * committed when they publish on request). A build's state is read off its jobs, never stored
+ * twice.
+ */
+import type { Queryable } from "../db/db.ts";
+import type { JobQueue, JobStatus } from "../queue/queue.ts";
+import { buildStore } from "../builds/build_store.ts";
+import { initBuildRepos } from "../builds/build_disk.ts";
+import { repoPaths } from "../repos/repo_disk.ts";
+import { repoKey } from "../../jobs/update_repo.ts";
+import type { ManifestSummary } from "../manifests/manifest.ts";
+import type { TaskSource } from "../runners/runner.ts";
+
+export const BUILD_TASK_KIND = "build-task";
+export const SOURCE_COMMIT_KIND = "source-build.commit";
+export const SOURCE_PUBLISH_KIND = "source-build.publish";
+
+/** Concurrency groups of build tasks: all builds, and one repository's. */
+export const BUILDS_LIMIT_KEY = "builds";
+export const repoBuildsLimitKey = (repo: string): string =>
+  `builds:repo:${repo}`;
+
+/** What a submission asks for (already validated). */
+export interface SourceBuildRequest {
+  repo: string;
+  branch: string;
+  arches: string[];
+  manifest: Record<string, unknown>;
+  manifestName: string;
+  summary: ManifestSummary;
+  source: TaskSource | null;
+  priority: number;
+  publish: "auto" | "manual";
+  dependsOn: number[];
+  cpu: string;
+  memory: string;
+  timeoutSeconds: number;
+  createdBy: string;
+  publicDownload: boolean;
+}
+
+type Row = {
+  id: number;
+  repo: string;
+  branch: string;
+  arches: string[];
+  manifest: Record<string, unknown>;
+  manifest_name: string;
+  app_id: string;
+  runtime: string;
+  runtime_version: string | null;
+  sdk: string;
+  command: string | null;
+  permissions: Record<string, string[]>;
+  module_count: number;
+  source: TaskSource | null;
+  priority: number;
+  publish: "auto" | "manual";
+  depends_on: number[];
+  cpu: string;
+  memory: string;
+  timeout_seconds: number;
+  fm_build_id: number;
+  commit_job_id: number | null;
+  publish_job_id: number | null;
+  cancelled: boolean;
+  created_by: string;
+  created_at: Date;
+};
+
+/** A task with its job's state. */
+export interface TaskView {
+  id: number;
+  arch: string;
+  jobId: number;
+  status: JobStatus;
+  attempts: number;
+  error: string | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  durationSeconds: number | null;
+}
+
+/** The overall state, read off the jobs. */
+export type SourceBuildState =
+  | "queued"
+  | "building"
+  | "committing"
+  | "publishing"
+  | "built"
+  | "published"
+  | "failed"
+  | "cancelled";
+
+export interface SourceBuild {
+  id: number;
+  repo: string;
+  branch: string;
+  arches: string[];
+  manifest: Record<string, unknown>;
+  manifestName: string;
+  appId: string;
+  runtime: string;
+  runtimeVersion: string | null;
+  sdk: string;
+  command: string | null;
+  permissions: Record<string, string[]>;
+  moduleCount: number;
+  source: TaskSource | null;
+  priority: number;
+  publish: "auto" | "manual";
+  dependsOn: number[];
+  cpu: string;
+  memory: string;
+  timeoutSeconds: number;
+  fmBuildId: number;
+  commitJobId: number | null;
+  publishJobId: number | null;
+  createdBy: string;
+  createdAt: Date;
+  state: SourceBuildState;
+  reason: string | null;
+  tasks: TaskView[];
+}
+
+type JobRow = {
+  id: number;
+  status: JobStatus;
+  result: unknown;
+  attempts: number;
+  error: string | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+};
+
+function deriveState(
+  r: Row,
+  tasks: TaskView[],
+  jobs: Map<number, JobRow>,
+): { state: SourceBuildState; reason: string | null } {
+  const commit = r.commit_job_id ? jobs.get(r.commit_job_id) : undefined;
+  const publish = r.publish_job_id ? jobs.get(r.publish_job_id) : undefined;
+  const failedTask = tasks.find((t) => t.status === "failed");
+  if (failedTask) {
+    return {
+      state: "failed",
+      reason: `${failedTask.arch}: ${failedTask.error ?? "failed"}`,
+    };
+  }
+  if (r.cancelled || tasks.some((t) => t.status === "cancelled")) {
+    const t = tasks.find((t) => t.status === "cancelled");
+    return {
+      state: "cancelled",
+      reason: t?.error ?? "Cancelled",
+    };
+  }
+  for (const [what, j] of [["Commit", commit], ["Publish", publish]] as const) {
+    if (j?.status === "failed") {
+      return { state: "failed", reason: `${what}: ${j.error ?? "failed"}` };
+    }
+    if (j?.status === "cancelled") {
+      return { state: "cancelled", reason: j.error ?? "Cancelled" };
+    }
+  }
+  if (publish?.status === "succeeded") {
+    const update = jobs.get(-1);
+    if (update?.status === "failed" || update?.status === "cancelled") {
+      return {
+        state: "failed",
+        reason: `Repository update: ${update.error ?? update.status}`,
+      };
+    }
+    return update?.status === "succeeded"
+      ? { state: "published", reason: null }
+      : { state: "publishing", reason: null };
+  }
+  if (publish?.status === "running") {
+    return { state: "publishing", reason: null };
+  }
+  if (commit?.status === "succeeded") {
+    return { state: publish ? "publishing" : "built", reason: null };
+  }
+  if (commit?.status === "running") {
+    return { state: "committing", reason: null };
+  }
+  if (tasks.some((t) => t.status === "running" || t.status === "succeeded")) {
+    return {
+      state: tasks.every((t) => t.status === "succeeded")
+        ? "committing"
+        : "building",
+      reason: null,
+    };
+  }
+  return { state: "queued", reason: null };
+}
+
+async function view(q: Queryable, r: Row): Promise<SourceBuild> {
+  const taskRows = await q.query<{ id: number; arch: string; job_id: number }>(
+    "SELECT id, arch, job_id FROM build_tasks WHERE source_build_id = $1 ORDER BY id",
+    [r.id],
+  );
+  const ids = [
+    ...taskRows.map((t) => t.job_id),
+    ...(r.commit_job_id ? [r.commit_job_id] : []),
+    ...(r.publish_job_id ? [r.publish_job_id] : []),
+  ];
+  const jobRows = await q.query<JobRow>(
+    `SELECT id, status, result, attempts, error, started_at, finished_at FROM jobs
+     WHERE id = ANY($1::int[])`,
+    [ids],
+  );
+  const jobs = new Map(jobRows.map((j) => [j.id, j]));
+  // A publish is visible once the update-repo job it queued has rewritten the summary.
+  const publish = r.publish_job_id ? jobs.get(r.publish_job_id) : undefined;
+  const updateId = (publish?.result as { "update-repo-job"?: number } | null)
+    ?.["update-repo-job"];
+  if (updateId !== undefined) {
+    const [u] = await q.query<JobRow>(
+      `SELECT id, status, result, attempts, error, started_at, finished_at FROM jobs
+       WHERE id = $1`,
+      [updateId],
+    );
+    if (u) jobs.set(-1, u);
+  }
+  const tasks: TaskView[] = taskRows.map((t) => {
+    const j = jobs.get(t.job_id)!;
+    return {
+      id: t.id,
+      arch: t.arch,
+      jobId: t.job_id,
+      status: j.status,
+      attempts: j.attempts,
+      error: j.error,
+      startedAt: j.started_at,
+      finishedAt: j.finished_at,
+      durationSeconds: j.started_at
+        ? ((j.finished_at ?? new Date()).getTime() - j.started_at.getTime()) /
+          1000
+        : null,
+    };
+  });
+  const { state, reason } = deriveState(r, tasks, jobs);
+  return {
+    id: r.id,
+    repo: r.repo,
+    branch: r.branch,
+    arches: r.arches,
+    manifest: r.manifest,
+    manifestName: r.manifest_name,
+    appId: r.app_id,
+    runtime: r.runtime,
+    runtimeVersion: r.runtime_version,
+    sdk: r.sdk,
+    command: r.command,
+    permissions: r.permissions,
+    moduleCount: r.module_count,
+    source: r.source,
+    priority: r.priority,
+    publish: r.publish,
+    dependsOn: r.depends_on,
+    cpu: r.cpu,
+    memory: r.memory,
+    timeoutSeconds: r.timeout_seconds,
+    fmBuildId: r.fm_build_id,
+    commitJobId: r.commit_job_id,
+    publishJobId: r.publish_job_id,
+    createdBy: r.created_by,
+    createdAt: r.created_at,
+    state,
+    reason,
+    tasks,
+  };
+}
+
+/** Thrown when a dependency does not exist. */
+export class UnknownDependencyError extends Error {
+  override name = "UnknownDependencyError";
+}
+
+export const sourceBuildStore = {
+  /**
+   * Creates the build and queues its jobs, in the caller's transaction: nothing is queued unless
+   * everything is.
+   */
+  async create(
+    tx: Queryable,
+    queue: JobQueue,
+    req: SourceBuildRequest,
+    perRepoLimit: number,
+    disk: { dataDir: string; collectionId: string | null },
+  ): Promise<number> {
+    // The jobs each dependency ends with: its task jobs wait for them.
+    const deps = await tx.query<
+      { id: number; commit_job_id: number; publish_job_id: number | null }
+    >(
+      "SELECT id, commit_job_id, publish_job_id FROM source_builds WHERE id = ANY($1::int[])",
+      [req.dependsOn],
+    );
+    const missing = req.dependsOn.filter((d) => !deps.some((x) => x.id === d));
+    if (missing.length > 0) {
+      throw new UnknownDependencyError(
+        `No build ${missing.join(", ")} to depend on`,
+      );
+    }
+    await queue.setLimit(repoBuildsLimitKey(req.repo), perRepoLimit, tx);
+    const fm = await buildStore.create(tx, {
+      repo: req.repo,
+      appId: req.summary.appId,
+      publicDownload: req.publicDownload,
+      buildLogUrl: null,
+      tokenName: req.createdBy,
+      tokenType: null,
+    });
+    // Its upload and build repositories, as POST /api/v1/build makes them.
+    await initBuildRepos(
+      disk.dataDir,
+      fm.id,
+      repoPaths(disk.dataDir).repo(req.repo),
+      disk.collectionId,
+    );
+    const [row] = await tx.query<{ id: number }>(
+      `INSERT INTO source_builds (repo, branch, arches, manifest, manifest_name, app_id, runtime,
+         runtime_version, sdk, command, permissions, module_count, source, priority, publish,
+         depends_on, cpu, memory, timeout_seconds, fm_build_id, created_by)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13::jsonb, $14,
+         $15, $16, $17, $18, $19, $20, $21)
+       RETURNING id`,
+      [
+        req.repo,
+        req.branch,
+        req.arches,
+        JSON.stringify(req.manifest),
+        req.manifestName,
+        req.summary.appId,
+        req.summary.runtime,
+        req.summary.runtimeVersion,
+        req.summary.sdk,
+        req.summary.command,
+        JSON.stringify(req.summary.permissions),
+        req.summary.moduleCount,
+        JSON.stringify(req.source),
+        req.priority,
+        req.publish,
+        req.dependsOn,
+        req.cpu,
+        req.memory,
+        req.timeoutSeconds,
+        fm.id,
+        req.createdBy,
+      ],
+    );
+    const id = row!.id;
+    const waitFor = deps.map((d) => d.publish_job_id ?? d.commit_job_id);
+    const taskJobs: number[] = [];
+    for (const arch of req.arches) {
+      const job = await queue.enqueue(
+        BUILD_TASK_KIND,
+        { sourceBuild: id, arch },
+        {
+          priority: req.priority,
+          dependsOn: waitFor,
+          depPolicy: "succeeded",
+          // Infrastructure failures are retried; a build that does not compile is not.
+          maxAttempts: 3,
+          retryBaseSeconds: 10,
+          limitKeys: [BUILDS_LIMIT_KEY, repoBuildsLimitKey(req.repo)],
+        },
+        tx,
+      );
+      await tx.query(
+        "INSERT INTO build_tasks (source_build_id, arch, job_id) VALUES ($1, $2, $3)",
+        [id, arch, job.id],
+      );
+      taskJobs.push(job.id);
+    }
+    const commit = await queue.enqueue(
+      SOURCE_COMMIT_KIND,
+      { sourceBuild: id },
+      {
+        priority: req.priority,
+        dependsOn: taskJobs,
+        depPolicy: "succeeded",
+        maxAttempts: 1,
+      },
+      tx,
+    );
+    let publishJob: number | null = null;
+    if (req.publish === "auto") {
+      publishJob = (await queue.enqueue(
+        SOURCE_PUBLISH_KIND,
+        { sourceBuild: id },
+        {
+          priority: 20,
+          dependsOn: [commit.id],
+          depPolicy: "succeeded",
+          serialKey: repoKey(req.repo),
+          maxAttempts: 1,
+        },
+        tx,
+      )).id;
+    }
+    await tx.query(
+      "UPDATE source_builds SET commit_job_id = $2, publish_job_id = $3 WHERE id = $1",
+      [id, commit.id, publishJob],
+    );
+    return id;
+  },
+
+  async get(q: Queryable, id: number): Promise<SourceBuild | undefined> {
+    const [row] = await q.query<Row>(
+      "SELECT * FROM source_builds WHERE id = $1",
+      [id],
+    );
+    return row ? await view(q, row) : undefined;
+  },
+
+  async list(
+    q: Queryable,
+    repo: string | undefined,
+    limit: number,
+  ): Promise<SourceBuild[]> {
+    const rows = await q.query<Row>(
+      repo === undefined
+        ? "SELECT * FROM source_builds ORDER BY id DESC LIMIT $1"
+        : "SELECT * FROM source_builds WHERE repo = $2 ORDER BY id DESC LIMIT $1",
+      repo === undefined ? [limit] : [limit, repo],
+    );
+    const out: SourceBuild[] = [];
+    for (const r of rows) out.push(await view(q, r));
+    return out;
+  },
+
+  /** Task `arch` of build `id`, with its job. */
+  async task(
+    q: Queryable,
+    id: number,
+    arch: string,
+  ): Promise<{ id: number; jobId: number } | undefined> {
+    const [row] = await q.query<{ id: number; job_id: number }>(
+      "SELECT id, job_id FROM build_tasks WHERE source_build_id = $1 AND arch = $2",
+      [id, arch],
+    );
+    return row ? { id: row.id, jobId: row.job_id } : undefined;
+  },
+
+  async markCancelled(q: Queryable, id: number): Promise<void> {
+    await q.query("UPDATE source_builds SET cancelled = true WHERE id = $1", [
+      id,
+    ]);
+  },
+};

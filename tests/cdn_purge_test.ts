@@ -1,0 +1,231 @@
+/**
+ * CDN purge hooks after publishes: configured per repository (validated), run by a job of their
+ * own once update-repo has made a publish visible, for exactly the files that changed; retried
+ * with backoff; and a purge that keeps failing fails only its own job, never the publish.
+ */
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { dbTest } from "./support/db.ts";
+import { expectJson } from "./support/app.ts";
+import { cachedFixtureRepo, hostArch } from "./support/flatpak_fixtures.ts";
+import { startPipeline } from "./support/pipeline.ts";
+import { publishFixture } from "./support/publish.ts";
+
+/** A CDN stand-in on 127.0.0.1 that records requests and answers `status(url, nth)`. */
+async function fakeCdn() {
+  const seen: { method: string; url: string }[] = [];
+  let status = (_url: string, _nth: number) => 200;
+  const server = createServer((req, res) => {
+    const url = req.url ?? "";
+    seen.push({ method: req.method ?? "", url });
+    res.statusCode = status(url, seen.filter((s) => s.url === url).length);
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    seen,
+    answer(f: (url: string, nth: number) => number) {
+      status = f;
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
+  const p = await startPipeline(db, "stable", { sign: false });
+  try {
+    const patch = (cdnPurge: unknown, token = p.session) =>
+      p.a.req("PATCH", "/api/v1/repos/stable", {
+        token,
+        body: { cdnPurge },
+      });
+    const hook = { method: "PURGE", url: "https://cdn.example/{repo}/{path}" };
+    const bad: [string, unknown][] = [
+      ["an ftp URL", [{ ...hook, url: "ftp://cdn.example/{path}" }]],
+      ["not a URL", [{ ...hook, url: "cdn.example/{path}" }]],
+      ["an unknown placeholder", [{ ...hook, url: "https://c.example/{id}" }]],
+      ["a stray brace", [{ ...hook, url: "https://c.example/{path" }]],
+      ["a placeholder in the host", [{ ...hook, url: "https://{repo}.c/x" }]],
+      ["credentials", [{ ...hook, url: "https://u:p@c.example/{path}" }]],
+      ["a method outside the list", [{ ...hook, method: "PATCH" }]],
+      ["an unknown field", [{ ...hook, headers: {} }]],
+      ["too many hooks", Array.from({ length: 11 }, () => hook)],
+    ];
+    for (const [what, value] of bad) {
+      const res = await patch(value);
+      assert.equal(res.status, 422, what);
+      assert.equal(
+        res.headers.get("content-type"),
+        "application/problem+json",
+      );
+      await res.body?.cancel();
+    }
+    await p.a.user("writer", "viewer", { stable: "write" });
+    const writer = await p.a.login("writer");
+    assert.equal((await patch([hook], writer)).status, 403);
+    const ok = await expectJson(
+      await patch([hook, {
+        method: "GET",
+        url: "https://api.cdn.example/purge?u={url}",
+      }]),
+      200,
+    );
+    assert.deepEqual(ok.cdnPurge[0], hook);
+    const read = await expectJson(
+      await p.a.req("GET", "/api/v1/repos/stable", { token: p.session }),
+      200,
+    );
+    assert.equal(read.cdnPurge.length, 2);
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest(
+  "a publish purges the changed files through each hook; retries; a failing CDN fails only the purge job",
+  async (db, t) => {
+    const cdn = await fakeCdn();
+    const p = await startPipeline(db, "stable", {
+      env: {
+        FLATYARD_CDN_PURGE_ATTEMPTS: "3",
+        FLATYARD_CDN_PURGE_RETRY_MS: "20",
+      },
+    });
+    await using fixture = await cachedFixtureRepo({ arches: [hostArch()] });
+    try {
+      const arch = hostArch();
+      await expectJson(
+        await p.a.req("PATCH", "/api/v1/repos/stable", {
+          token: p.session,
+          body: {
+            cdnPurge: [{
+              method: "PURGE",
+              url: `http://127.0.0.1:${cdn.port}/repo/{repo}/{path}`,
+            }],
+          },
+        }),
+        200,
+      );
+      const always = [
+        "summary",
+        "summary.sig",
+        "summary.idx",
+        "summary.idx.sig",
+        "config",
+      ].map((f) => `/repo/stable/${f}`);
+      const publishAndPurge = async () => {
+        cdn.seen.length = 0;
+        const published = await publishFixture(p, fixture, fixture.commits);
+        assert.equal(published.update.status, "succeeded");
+        const purgeId = (published.update.result as Record<string, number>)[
+          "cdn-purge-job"
+        ];
+        assert.ok(purgeId, "update-repo queued a purge job");
+        const purge = await p.waitJob(purgeId);
+        const log = (await p.a.deps.queue.readLog(purgeId)).text;
+        return { published, purge, log };
+      };
+
+      await t.step(
+        "the first publish purges the summary files, config, the new .flatpakref and appstream refs",
+        async () => {
+          const { purge, log } = await publishAndPurge();
+          assert.equal(purge.status, "succeeded", log);
+          assert.deepEqual(
+            cdn.seen.map((s) => `${s.method} ${s.url}`).sort(),
+            [
+              ...always,
+              `/repo/stable/${fixture.appId}.flatpakref`,
+              `/repo/stable/appstream/${fixture.appId}.flatpakref`,
+              `/repo/stable/refs/heads/appstream/${arch}`,
+              `/repo/stable/refs/heads/appstream2/${arch}`,
+            ].map((u) => `PURGE ${u}`).sort(),
+          );
+          assert.match(log, /: HTTP 200 \(attempt 1\/3\)/);
+        },
+      );
+
+      await t.step(
+        "an unchanged .flatpakref is not purged again; failed attempts are retried",
+        async () => {
+          cdn.answer((_url, nth) => nth <= 2 ? 503 : 200);
+          const { purge, log } = await publishAndPurge();
+          assert.equal(purge.status, "succeeded", log);
+          const urls = cdn.seen.map((s) => s.url);
+          assert.deepEqual([...new Set(urls)].sort(), [...always].sort());
+          for (const u of always) {
+            assert.equal(urls.filter((x) => x === u).length, 3, u);
+          }
+          assert.match(
+            log,
+            /PURGE http:\/\/127\.0\.0\.1:\d+\/repo\/stable\/summary: HTTP 503 \(attempt 1\/3\), retrying in 20 ms/,
+          );
+          assert.match(
+            log,
+            /summary: HTTP 503 \(attempt 2\/3\), retrying in 40 ms/,
+          );
+          assert.match(log, /summary: HTTP 200 \(attempt 3\/3\)/);
+        },
+      );
+
+      await t.step(
+        "a CDN that keeps failing fails the purge job, not the publish",
+        async () => {
+          cdn.answer(() => 500);
+          // A new title changes the app's .flatpakref: two more paths to purge.
+          await expectJson(
+            await p.a.req("PATCH", "/api/v1/repos/stable", {
+              token: p.session,
+              body: { title: "Renamed" },
+            }),
+            200,
+          );
+          const { published, purge, log } = await publishAndPurge();
+          assert.equal(purge.status, "failed");
+          assert.match(
+            purge.error ?? "",
+            /^CDN purge failed for 7 of 7 request\(s\) after 3 attempt\(s\) each: PURGE http:\/\/127\.0\.0\.1:\d+\/repo\/stable\/\S+: HTTP 500/,
+          );
+          assert.match(log, /HTTP 500 \(attempt 3\/3\), giving up/);
+          assert.equal(cdn.seen.length, 21);
+          const build = (await p.api("GET", `/api/v1/build/${published.build}`))
+            .json;
+          assert.equal(build.published_state, 2, "the build stays published");
+          const index = await expectJson(
+            await p.a.req("GET", "/api/v1/repos/stable/index"),
+            200,
+          );
+          const appRef = `app/${fixture.appId}/${arch}/${fixture.branch}`;
+          assert.equal(
+            index.apps[0].refs[0].commit.checksum,
+            published.refs[appRef],
+            "clients see the new commit",
+          );
+        },
+      );
+
+      await t.step(
+        "what a failed purge missed is purged with the next publish",
+        async () => {
+          cdn.answer(() => 200);
+          const { purge, log } = await publishAndPurge();
+          assert.equal(purge.status, "succeeded", log);
+          assert.deepEqual(
+            cdn.seen.map((s) => s.url).sort(),
+            [
+              ...always,
+              `/repo/stable/${fixture.appId}.flatpakref`,
+              `/repo/stable/appstream/${fixture.appId}.flatpakref`,
+            ].sort(),
+          );
+        },
+      );
+    } finally {
+      await p.close();
+      await cdn.close();
+    }
+  },
+);

@@ -17,6 +17,8 @@ Deno.test("README opens with the start and test commands, and .ci/run calls the 
 });
 
 Deno.test("README's configuration table lists every environment variable lib/config.ts reads", () => {
-  const rows = [...readme.matchAll(/^\| `([A-Z0-9_]+)` +\|/gm)].map((m) => m[1]);
+  const rows = [...readme.matchAll(/^\| `([A-Z0-9_]+)` +\|/gm)].map((m) =>
+    m[1]
+  );
   assert.deepEqual(rows.sort(), Object.keys(envSchema.shape).sort());
 });

@@ -10,7 +10,15 @@ import {
   PublishedState,
   RepoState,
 } from "../lib/builds/build_store.ts";
-import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
+import {
+  DeferJobError,
+  type JobContext,
+  PermanentJobError,
+} from "../lib/queue/worker.ts";
+import { artifactStore } from "../lib/artifacts/artifact_store.ts";
+
+/** How long a build waits for its source archive upload before it fails. */
+const SOURCE_UPLOAD_WAIT_SECONDS = 24 * 3600;
 import type { Runner } from "../lib/runners/runner.ts";
 import { sourceBuildStore } from "../lib/source_builds/source_builds.ts";
 import type { TokenAuthenticator } from "../lib/tokens/authenticator.ts";
@@ -39,6 +47,30 @@ export async function runBuildTask(
     throw new PermanentJobError(
       `Build ${sb.id} has no ${input.arch} task`,
     );
+  }
+  if (sb.sourceArtifactId !== null) {
+    const a = await artifactStore.get(
+      deps.db,
+      sb.fmBuildId,
+      sb.sourceArtifactId,
+    );
+    if (!a || a.status === "failed") {
+      throw new PermanentJobError(
+        `The source archive did not arrive: ${a?.error ?? "it is gone"}`,
+      );
+    }
+    if (a.status !== "complete") {
+      const waited = (Date.now() - sb.createdAt.getTime()) / 1000;
+      if (waited > SOURCE_UPLOAD_WAIT_SECONDS) {
+        throw new PermanentJobError(
+          `The source archive was not uploaded within ${SOURCE_UPLOAD_WAIT_SECONDS} s`,
+        );
+      }
+      throw new DeferJobError(
+        `Waiting for the source archive (${a.received} of ${a.size} bytes)`,
+        2,
+      );
+    }
   }
   await log(
     `Building ${sb.appId} for ${input.arch} on the ${deps.runner.name} runner (attempt ${job.attempts})`,

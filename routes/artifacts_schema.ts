@@ -41,6 +41,10 @@ export const CreateArtifactSchema = z.object({
   sha256: Sha256.openapi({
     description: "Checksum of the whole file, checked after the last chunk",
   }),
+  kind: z.enum(["bundle", "source"]).default("bundle").openapi({
+    description:
+      "`bundle`: a flatpak bundle, imported into the build; `source`: a source archive for a server-side build",
+  }),
 }).strict().openapi("CreateArtifact");
 
 export const ChunkHeaders = z.object({
@@ -59,6 +63,7 @@ const statuses = ["uploading", "complete", "failed"] as const;
 export const ArtifactSchema = z.object({
   id: z.number().int(),
   buildId: z.number().int(),
+  kind: z.enum(["bundle", "source"]),
   name: z.string(),
   size: z.number().int(),
   sha256: z.string(),
@@ -104,6 +109,7 @@ export function toArtifactJson(
   return {
     id: a.id,
     buildId: a.buildId,
+    kind: a.kind,
     name: a.name,
     size: a.size,
     sha256: a.sha256,

@@ -44,17 +44,32 @@ const SubmitSchema = z.object({
     description:
       "Where the manifest sits in the sources (its relative paths resolve from there); default `<app id>.json` at the top",
   }),
-  source: z.object({
-    git: z.object({
-      url: z.string().regex(
-        /^(https?|git|ssh|file):\/\/\S+$/,
-        "must be an http(s), git, ssh or file URL",
-      ),
-      commit: z.string().regex(/^[0-9a-f]{40}$/, "must be a full commit id"),
+  source: z.union([
+    z.object({
+      git: z.object({
+        url: z.string().regex(
+          /^(https?|git|ssh|file):\/\/\S+$/,
+          "must be an http(s), git, ssh or file URL",
+        ),
+        commit: z.string().regex(
+          /^[0-9a-f]{40}$/,
+          "must be a full commit id",
+        ),
+      }).strict(),
     }).strict(),
-  }).strict().optional().openapi({
+    z.object({
+      archive: z.object({
+        name: z.string().regex(
+          /^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$/,
+          "must be a file name",
+        ),
+        size: z.number().int().min(1).max(8 * 1024 ** 3),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, "must be a sha256"),
+      }).strict(),
+    }).strict(),
+  ]).optional().openapi({
     description:
-      "Where the sources are; without it, the manifest must name every source itself (URLs, inline)",
+      "Where the sources are: a git commit, or a source archive (tar, optionally compressed) that the client then uploads in chunks to `sourceUploadUrl`, as an artifact (the tasks wait for it). Without a source, the manifest must name every source itself (URLs, inline).",
   }),
   branch: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/).max(100)
     .optional(),
@@ -118,6 +133,10 @@ const SourceBuildSchema = z.object({
   flatManagerBuild: z.number().int().openapi({
     description: "The flat-manager build the architectures upload into",
   }),
+  sourceUploadUrl: z.string().nullable().openapi({
+    description:
+      "Where to PUT the source archive in Content-Range chunks (an artifact of the build), when the sources are an archive",
+  }),
   commitJobId: z.number().int().nullable(),
   publishJobId: z.number().int().nullable(),
   createdBy: z.string(),
@@ -125,7 +144,10 @@ const SourceBuildSchema = z.object({
   tasks: z.array(TaskSchema),
 }).openapi("SourceBuild");
 
-function toJson(b: SourceBuild): z.infer<typeof SourceBuildSchema> {
+function toJson(
+  b: SourceBuild,
+  baseUrl: string,
+): z.infer<typeof SourceBuildSchema> {
   return {
     id: b.id,
     repo: b.repo,
@@ -147,6 +169,9 @@ function toJson(b: SourceBuild): z.infer<typeof SourceBuildSchema> {
     resources: { cpu: b.cpu, memory: b.memory },
     timeoutSeconds: b.timeoutSeconds,
     flatManagerBuild: b.fmBuildId,
+    sourceUploadUrl: b.sourceArtifactId === null
+      ? null
+      : `${baseUrl}/api/v1/build/${b.fmBuildId}/artifacts/${b.sourceArtifactId}`,
     commitJobId: b.commitJobId,
     publishJobId: b.publishJobId,
     createdBy: b.createdBy,
@@ -271,13 +296,16 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
               manifestName: body.manifestName ??
                 `${parsed.summary.appId}.json`,
               summary: parsed.summary,
-              source: body.source
+              source: body.source && "git" in body.source
                 ? {
                   kind: "git",
                   url: body.source.git.url,
                   commit: body.source.git.commit,
                 }
                 : null,
+              ...(body.source && "archive" in body.source
+                ? { archive: body.source.archive }
+                : {}),
               priority: body.priority,
               publish: body.publish,
               dependsOn: body.dependsOn,
@@ -292,6 +320,7 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
             {
               dataDir: deps.config.dataDir,
               collectionId: repo.collectionId,
+              baseUrl: deps.config.baseUrl,
             },
           )
         );
@@ -316,7 +345,7 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         },
       });
       const b = await sourceBuildStore.get(deps.db, id);
-      return c.json(toJson(b!), 201);
+      return c.json(toJson(b!, deps.config.baseUrl), 201);
     },
   );
 
@@ -348,7 +377,7 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         repo,
         c.req.valid("query").limit,
       );
-      return c.json(list.map(toJson), 200);
+      return c.json(list.map((b) => toJson(b, deps.config.baseUrl)), 200);
     },
   );
 
@@ -368,7 +397,13 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     }),
     async (c) => {
       const { repo, id } = c.req.valid("param");
-      return c.json(toJson(await buildOf(c.get("principal"), repo, id)), 200);
+      return c.json(
+        toJson(
+          await buildOf(c.get("principal"), repo, id),
+          deps.config.baseUrl,
+        ),
+        200,
+      );
     },
   );
 
@@ -403,7 +438,10 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         objectId: String(id),
         details: { repo },
       });
-      return c.json(toJson((await sourceBuildStore.get(deps.db, id))!), 200);
+      return c.json(
+        toJson((await sourceBuildStore.get(deps.db, id))!, deps.config.baseUrl),
+        200,
+      );
     },
   );
 
@@ -437,7 +475,10 @@ export function createSourceBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         objectId: String(id),
         details: { repo, arch },
       });
-      return c.json(toJson((await sourceBuildStore.get(deps.db, id))!), 200);
+      return c.json(
+        toJson((await sourceBuildStore.get(deps.db, id))!, deps.config.baseUrl),
+        200,
+      );
     },
   );
 

@@ -689,6 +689,7 @@ dbTest(
         [
           "/api/v1/build/{id}/artifacts",
           "/api/v1/build/{id}/artifacts/{aid}",
+          "/api/v1/build/{id}/artifacts/{aid}/content",
           "/api/v1/build/{id}/artifacts/{aid}/import",
         ],
       );

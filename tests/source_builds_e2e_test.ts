@@ -20,6 +20,7 @@ import {
   isolatedFlatpakEnv,
 } from "./support/flatpak_fixtures.ts";
 import { writeHelloApp } from "./support/hello_app.ts";
+import { sha256File, uploadArtifact } from "../lib/client/artifact_upload.ts";
 import { type Pipeline, startPipeline } from "./support/pipeline.ts";
 
 const GIT_ENV = {
@@ -289,6 +290,117 @@ dbTest(
         assert.equal(await pgrep(), false, "stray build processes");
         assert.equal(await ostree(main, ["refs"]), refsBefore);
       });
+    } finally {
+      await p.close();
+      await Deno.remove(work, { recursive: true });
+    }
+  },
+);
+
+dbTest(
+  "sources uploaded as a chunked archive; a dependent build waits for the one it needs to publish",
+  async (db, t) => {
+    const p = await startPipeline(db, "stable", { concurrency: 4 });
+    await using fixture = await cachedFixtureRepo({ arches: [hostArch()] });
+    const work = await Deno.makeTempDir({ prefix: "flatyard-sbuild-" });
+    try {
+      await publishRuntimes(p, fixture);
+      const dir = join(work, "tarball");
+      const manifestName = await writeHelloApp(dir, {
+        appId: "org.example.Packed",
+        runtimeVersion: fixture.runtimeVersion,
+      });
+      const archive = join(work, "sources.tar.gz");
+      await run("tar", ["-czf", archive, "-C", dir, "."]);
+      const bytes = await Deno.readFile(archive);
+      const sha256 = await sha256File(archive);
+      const arch = hostArch();
+
+      const first = await p.api("POST", "/api/v1/repos/stable/builds", {
+        manifest: await Deno.readTextFile(join(dir, manifestName)),
+        manifestName,
+        source: {
+          archive: { name: "sources.tar.gz", size: bytes.length, sha256 },
+        },
+        arches: [arch],
+      });
+      assert.equal(first.status, 201, JSON.stringify(first.json));
+      assert.match(
+        first.json.sourceUploadUrl,
+        /\/api\/v1\/build\/\d+\/artifacts\/\d+$/,
+      );
+      const second = await gitSources(
+        join(work, "second"),
+        "org.example.Second",
+        fixture.runtimeVersion,
+      );
+      const dependent = await p.api("POST", "/api/v1/repos/stable/builds", {
+        manifest: second.manifest,
+        manifestName: second.manifestName,
+        source: { git: { url: second.url, commit: second.commit } },
+        arches: [arch],
+        dependsOn: [first.json.id],
+      });
+      assert.equal(dependent.status, 201, JSON.stringify(dependent.json));
+
+      await t.step("nothing builds before the sources are in", async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        const a =
+          (await p.api("GET", `/api/v1/repos/stable/builds/${first.json.id}`))
+            .json;
+        assert.equal(a.state, "queued");
+        assert.equal(a.tasks[0].attempts, 0, "waiting is not an attempt");
+      });
+
+      await t.step(
+        "the archive goes up in chunks, then both build in order",
+        async () => {
+          const record = await uploadArtifact({
+            buildUrl: "",
+            resumeUrl: first.json.sourceUploadUrl,
+            token: p.token,
+            path: archive,
+            chunkSize: 1024,
+          });
+          assert.equal(record.status, "complete");
+          const a = await waitBuild(p, first.json.id, ended);
+          assert.equal(a.state, "published", a.reason);
+          const b = await waitBuild(p, dependent.json.id, ended);
+          assert.equal(b.state, "published", b.reason);
+          const publishedA = await p.a.deps.queue.get(a.publishJobId);
+          assert.ok(
+            Date.parse(b.tasks[0].startedAt) >=
+              publishedA!.finishedAt!.getTime(),
+            "the dependent build started after the first one was published",
+          );
+          const env = await isolatedFlatpakEnv(join(work, "client"));
+          await run("flatpak", [
+            "--user",
+            "remote-add",
+            "--from",
+            "yard",
+            `${p.base}/repo/stable.flatpakrepo`,
+          ], { env });
+          await run("flatpak", [
+            "--user",
+            "install",
+            "-y",
+            "--noninteractive",
+            "yard",
+            "app/org.example.Packed/" + arch + "/stable",
+          ], { env });
+          assert.equal(
+            (await run("flatpak", [
+              "--user",
+              "run",
+              "org.example.Packed//stable",
+            ], {
+              env,
+            })).trim(),
+            helloOutput("org.example.Packed", arch),
+          );
+        },
+      );
     } finally {
       await p.close();
       await Deno.remove(work, { recursive: true });

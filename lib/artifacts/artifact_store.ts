@@ -12,6 +12,8 @@ export type ArtifactStatus = "uploading" | "complete" | "failed";
 export interface Artifact {
   id: number;
   buildId: number;
+  /** `bundle`: a flatpak bundle to import; `source`: a source archive for the builders. */
+  kind: "bundle" | "source";
   name: string;
   size: number;
   sha256: string;
@@ -29,6 +31,7 @@ export interface Artifact {
 type Row = {
   id: number;
   build_id: number;
+  kind: "bundle" | "source";
   name: string;
   size: number;
   sha256: string;
@@ -46,6 +49,7 @@ type Row = {
 const toArtifact = (r: Row): Artifact => ({
   id: r.id,
   buildId: r.build_id,
+  kind: r.kind,
   name: r.name,
   size: r.size,
   sha256: r.sha256,
@@ -61,18 +65,20 @@ const toArtifact = (r: Row): Artifact => ({
 });
 
 const columns =
-  "id, build_id, name, size, sha256, received, status, error, ref, commit, import_job_id, uploader, created_at, completed_at";
+  "id, build_id, kind, name, size, sha256, received, status, error, ref, commit, import_job_id, uploader, created_at, completed_at";
 
 /** Reads and writes artifacts. Every write that moves `received` is guarded by the lease. */
 export const artifactStore = {
   async create(
     q: Queryable,
-    a: Pick<Artifact, "buildId" | "name" | "size" | "sha256" | "uploader">,
+    a:
+      & Pick<Artifact, "buildId" | "name" | "size" | "sha256" | "uploader">
+      & { kind?: Artifact["kind"] },
   ): Promise<Artifact> {
     const [row] = await q.query<Row>(
-      `INSERT INTO artifacts (build_id, name, size, sha256, uploader)
-       VALUES ($1, $2, $3, $4, $5) RETURNING ${columns}`,
-      [a.buildId, a.name, a.size, a.sha256, a.uploader],
+      `INSERT INTO artifacts (build_id, kind, name, size, sha256, uploader)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${columns}`,
+      [a.buildId, a.kind ?? "bundle", a.name, a.size, a.sha256, a.uploader],
     );
     return toArtifact(row!);
   },
@@ -164,7 +170,7 @@ export const artifactStore = {
     q: Queryable,
     id: number,
     writer: string,
-    bundle: { ref: string; commit: string },
+    bundle: { ref: string | null; commit: string | null },
   ): Promise<Artifact | undefined> {
     const [row] = await q.query<Row>(
       `UPDATE artifacts SET status = 'complete', received = size, ref = $3, commit = $4,

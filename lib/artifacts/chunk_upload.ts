@@ -304,10 +304,13 @@ async function finish(
     renewLease,
   );
   let problem: string | undefined;
-  let header;
+  let header: { ref: string | null; commit: string | null } | undefined;
   if (sha256 !== artifact.sha256) {
     problem =
       `Artifact "${artifact.name}" has sha256 ${sha256}, not the declared ${artifact.sha256}`;
+  } else if (artifact.kind === "source") {
+    // A source archive: its checksum is all there is to check (the builder unpacks it).
+    header = { ref: null, commit: null };
   } else {
     try {
       header = await readBundleHeader(paths.part);

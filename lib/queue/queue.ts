@@ -327,13 +327,21 @@ export class JobQueue {
     return "retrying";
   }
 
-  /** Hands a running job back to the queue without counting the attempt (worker shutdown). */
-  async release(id: number, workerId: string): Promise<boolean> {
+  /**
+   * Hands a running job back to the queue without counting the attempt (worker shutdown, or a
+   * job waiting for something: then not before `delaySeconds`).
+   */
+  async release(
+    id: number,
+    workerId: string,
+    delaySeconds = 0,
+  ): Promise<boolean> {
     const rows = await this.db.query(
       `UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0),
-         lease_owner = NULL, lease_expires_at = NULL
+         lease_owner = NULL, lease_expires_at = NULL,
+         run_after = now() + make_interval(secs => $3)
        WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING id`,
-      [id, workerId],
+      [id, workerId, delaySeconds],
     );
     if (rows.length > 0) await this.ended(id, "queued");
     return rows.length > 0;

@@ -22,6 +22,17 @@ export type JobHandler = (
   ctx: JobContext,
 ) => Promise<unknown>;
 
+/**
+ * Thrown by a handler that cannot start yet (it waits for an upload, say): the job goes back to
+ * the queue for `seconds`, and the attempt does not count.
+ */
+export class DeferJobError extends Error {
+  override name = "DeferJobError";
+  constructor(message: string, readonly seconds: number) {
+    super(message);
+  }
+}
+
 /** Thrown by a handler when retrying cannot help (bad input, a build that does not compile). */
 export class PermanentJobError extends Error {
   override name = "PermanentJobError";
@@ -126,6 +137,9 @@ export async function startWorker(opts: WorkerOptions): Promise<Worker> {
           reason instanceof CancelReason && reason.why === "lease-lost"
         ) {
           jlog.warn("job abandoned: lease lost", { ms });
+        } else if (err instanceof DeferJobError) {
+          await opts.queue.release(job.id, id, err.seconds);
+          jlog.info("job deferred", { ms, reason: err.message });
         } else {
           const message = err instanceof Error ? err.message : String(err);
           const permanent = err instanceof PermanentJobError;

@@ -12,6 +12,8 @@ import type { JobQueue, JobStatus } from "../queue/queue.ts";
 import { buildStore } from "../builds/build_store.ts";
 import { initBuildRepos } from "../builds/build_disk.ts";
 import { repoPaths } from "../repos/repo_disk.ts";
+import { artifactStore } from "../artifacts/artifact_store.ts";
+import { artifactPaths } from "../artifacts/chunk_upload.ts";
 import { repoKey } from "../../jobs/update_repo.ts";
 import type { ManifestSummary } from "../manifests/manifest.ts";
 import type { TaskSource } from "../runners/runner.ts";
@@ -33,7 +35,10 @@ export interface SourceBuildRequest {
   manifest: Record<string, unknown>;
   manifestName: string;
   summary: ManifestSummary;
+  /** A git commit, or null; an archive comes as `archive` instead. */
   source: TaskSource | null;
+  /** A source archive to be uploaded into the build (chunked, as an artifact). */
+  archive?: { name: string; size: number; sha256: string };
   priority: number;
   publish: "auto" | "manual";
   dependsOn: number[];
@@ -71,6 +76,7 @@ type Row = {
   cancelled: boolean;
   created_by: string;
   created_at: Date;
+  source_artifact_id: number | null;
 };
 
 /** A task with its job's state. */
@@ -119,6 +125,8 @@ export interface SourceBuild {
   memory: string;
   timeoutSeconds: number;
   fmBuildId: number;
+  /** The source archive's artifact, when the sources are uploaded. */
+  sourceArtifactId: number | null;
   commitJobId: number | null;
   publishJobId: number | null;
   createdBy: string;
@@ -267,6 +275,7 @@ async function view(q: Queryable, r: Row): Promise<SourceBuild> {
     memory: r.memory,
     timeoutSeconds: r.timeout_seconds,
     fmBuildId: r.fm_build_id,
+    sourceArtifactId: r.source_artifact_id,
     commitJobId: r.commit_job_id,
     publishJobId: r.publish_job_id,
     createdBy: r.created_by,
@@ -292,7 +301,7 @@ export const sourceBuildStore = {
     queue: JobQueue,
     req: SourceBuildRequest,
     perRepoLimit: number,
-    disk: { dataDir: string; collectionId: string | null },
+    disk: { dataDir: string; collectionId: string | null; baseUrl: string },
   ): Promise<number> {
     // The jobs each dependency ends with: its task jobs wait for them.
     const deps = await tx.query<
@@ -323,12 +332,33 @@ export const sourceBuildStore = {
       repoPaths(disk.dataDir).repo(req.repo),
       disk.collectionId,
     );
+    let source = req.source;
+    let artifactId: number | null = null;
+    if (req.archive) {
+      const a = await artifactStore.create(tx, {
+        buildId: fm.id,
+        kind: "source",
+        name: req.archive.name,
+        size: req.archive.size,
+        sha256: req.archive.sha256,
+        uploader: req.createdBy,
+      });
+      await Deno.mkdir(artifactPaths(disk.dataDir, fm.id, a.id).dir, {
+        recursive: true,
+      });
+      artifactId = a.id;
+      source = {
+        kind: "archive",
+        url: `${disk.baseUrl}/api/v1/build/${fm.id}/artifacts/${a.id}/content`,
+        sha256: req.archive.sha256,
+      };
+    }
     const [row] = await tx.query<{ id: number }>(
       `INSERT INTO source_builds (repo, branch, arches, manifest, manifest_name, app_id, runtime,
          runtime_version, sdk, command, permissions, module_count, source, priority, publish,
-         depends_on, cpu, memory, timeout_seconds, fm_build_id, created_by)
+         depends_on, cpu, memory, timeout_seconds, fm_build_id, created_by, source_artifact_id)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13::jsonb, $14,
-         $15, $16, $17, $18, $19, $20, $21)
+         $15, $16, $17, $18, $19, $20, $21, $22)
        RETURNING id`,
       [
         req.repo,
@@ -343,7 +373,7 @@ export const sourceBuildStore = {
         req.summary.command,
         JSON.stringify(req.summary.permissions),
         req.summary.moduleCount,
-        JSON.stringify(req.source),
+        JSON.stringify(source),
         req.priority,
         req.publish,
         req.dependsOn,
@@ -352,6 +382,7 @@ export const sourceBuildStore = {
         req.timeoutSeconds,
         fm.id,
         req.createdBy,
+        artifactId,
       ],
     );
     const id = row!.id;

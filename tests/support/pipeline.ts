@@ -75,6 +75,8 @@ export async function startPipeline(
     if (r.msg === "request") {
       requests.push({ path: String(r.path), status: Number(r.status) });
     }
+    // Server errors are always worth seeing in a failing test's output.
+    if (r.level === "error") console.error(JSON.stringify(r));
   });
   const a = await testApp(db, {
     env: { FLATYARD_BASE_URL: base, ...opts.env },

@@ -19,34 +19,9 @@ import { dbTest } from "./support/db.ts";
 import { cachedFixtureRepo, hostArch } from "./support/flatpak_fixtures.ts";
 import { startPipeline } from "./support/pipeline.ts";
 import { rawRequest } from "./support/raw_http.ts";
+import { pythonMultipart } from "./support/wire.ts";
 
 const UPLOAD_CHUNK_LIMIT = 4 * 1024 * 1024;
-
-/** The Python client's multipart/mixed body (§5.3). */
-function pythonMultipart(
-  files: { name: string; bytes: Uint8Array }[],
-): { body: Uint8Array; type: string } {
-  const boundary = crypto.randomUUID().replaceAll("-", "");
-  const enc = new TextEncoder();
-  const parts: Uint8Array[] = [];
-  for (const f of files) {
-    parts.push(
-      enc.encode(
-        `--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${f.name}"\r\nContent-Length: ${f.bytes.length}\r\n\r\n`,
-      ),
-      f.bytes,
-      enc.encode("\r\n"),
-    );
-  }
-  parts.push(enc.encode(`--${boundary}--\r\n`));
-  const body = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    body.set(p, at);
-    at += p.length;
-  }
-  return { body, type: `multipart/mixed; boundary=${boundary}` };
-}
 
 /** §5.2 upload batching: up to 4 MiB of summed sizes per request; a bigger object alone. */
 function batches<T extends { size: number }>(items: T[]): T[][] {

@@ -76,7 +76,9 @@ export async function startPipeline(
       requests.push({ path: String(r.path), status: Number(r.status) });
     }
     // Server errors are always worth seeing in a failing test's output.
-    if (r.level === "error") console.error(JSON.stringify(r));
+    if (r.level === "error") {
+      Deno.stderr.writeSync(new TextEncoder().encode(JSON.stringify(r) + "\n"));
+    }
   });
   const a = await testApp(db, {
     env: { FLATYARD_BASE_URL: base, ...opts.env },

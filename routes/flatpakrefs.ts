@@ -5,17 +5,15 @@
  * Mounted before the generic repository file routes, which would refuse this path.
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { join } from "node:path";
 import type { Deps } from "../lib/deps.ts";
-import type { AppEnv, Principal } from "../lib/http/env.ts";
+import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook, problems } from "../lib/http/errors.ts";
 import { errors } from "../lib/http/openapi.ts";
-import { downloadToken, SHORT_CACHE } from "../lib/http/repo_file.ts";
+import { downloadPrincipal, SHORT_CACHE } from "../lib/http/repo_file.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { repoStore } from "../lib/repos/repo_store.ts";
-import { TokenError } from "../lib/tokens/jwt.ts";
 import { FlatpakId } from "./repo_meta_schema.ts";
 import { RepoName } from "./repos_schema.ts";
 
@@ -34,22 +32,6 @@ const Params = z.object({
 /** The `.flatpakref` route. */
 export function createFlatpakrefRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
-
-  /** A download token is optional, but a bad one is an error (specs/flat-manager-api.md §2.5). */
-  async function downloadPrincipal(
-    c: Context<AppEnv>,
-  ): Promise<Principal | undefined | "invalid"> {
-    const header = c.req.header("authorization");
-    if (!header) return undefined;
-    const token = downloadToken(header, deps.config.tokenPrefix);
-    if (token === "invalid") return "invalid";
-    try {
-      return { kind: "token", claims: await deps.tokens.verify(token, "repo") };
-    } catch (err) {
-      if (err instanceof TokenError) return "invalid";
-      throw err;
-    }
-  }
 
   // A plain route with documented path: an OpenAPI route's `{file}` would match every file of
   // the repository and answer 422 for `summary`, instead of leaving it to the file routes.
@@ -88,7 +70,11 @@ export function createFlatpakrefRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       const repo = await repoStore.get(deps.db, name);
       if (!repo) throw problems.notFound(`Cannot find repository "${name}"`);
       if (!repo.public) {
-        const p = await downloadPrincipal(c);
+        const p = await downloadPrincipal(
+          c.req.header("authorization"),
+          deps.tokens,
+          deps.config.tokenPrefix,
+        );
         if (p === "invalid" || !canReadRepo(p, repo)) {
           c.header("WWW-Authenticate", `Basic realm="flatyard ${name}"`);
           throw problems.unauthorized(

@@ -11,10 +11,10 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { join } from "node:path";
 import type { Deps } from "../lib/deps.ts";
-import type { AppEnv, Principal } from "../lib/http/env.ts";
+import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook } from "../lib/http/errors.ts";
 import {
-  downloadToken,
+  downloadPrincipal,
   gpgKeyValue,
   safeRepoPath,
   serveRepoFile,
@@ -24,7 +24,6 @@ import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { type Repo, repoStore } from "../lib/repos/repo_store.ts";
-import { TokenError } from "../lib/tokens/jwt.ts";
 import { repoUrl } from "./repos_schema.ts";
 
 /** How long a repository row is reused for file requests. */
@@ -33,22 +32,6 @@ const REPO_TTL_MS = 1000;
 /** The `.flatpakrepo` and file routes. */
 export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
-
-  /** A download token on `/repo` is optional, but a bad one is an error (flat-manager §2.5). */
-  async function downloadPrincipal(
-    c: Context<AppEnv>,
-  ): Promise<Principal | undefined | "invalid"> {
-    const header = c.req.header("authorization");
-    if (!header) return undefined;
-    const token = downloadToken(header, deps.config.tokenPrefix);
-    if (token === "invalid") return "invalid";
-    try {
-      return { kind: "token", claims: await deps.tokens.verify(token, "repo") };
-    } catch (err) {
-      if (err instanceof TokenError) return "invalid";
-      throw err;
-    }
-  }
 
   // Repository rows for file requests, kept for REPO_TTL_MS: a pull makes hundreds of
   // requests, and a database round trip per file costs more than serving the file
@@ -75,7 +58,11 @@ export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       : await repoStore.get(deps.db, name);
     if (!repo) return c.text("Not found", 404);
     if (repo.public) return repo;
-    const p = await downloadPrincipal(c);
+    const p = await downloadPrincipal(
+      c.req.header("authorization"),
+      deps.tokens,
+      deps.config.tokenPrefix,
+    );
     if (p !== "invalid" && canReadRepo(p, repo)) return repo;
     c.header("WWW-Authenticate", `Basic realm="flatyard ${name}"`);
     return c.text(

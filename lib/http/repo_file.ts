@@ -10,6 +10,9 @@ import type { Context } from "hono";
 import { join } from "node:path";
 // @ts-types="@types/range-parser"
 import parseRange from "range-parser";
+import type { TokenAuthenticator } from "../tokens/authenticator.ts";
+import { TokenError } from "../tokens/jwt.ts";
+import type { Principal } from "./env.ts";
 
 const IMMUTABLE = "public, max-age=31536000, immutable";
 /** The caching class of mutable repository files (summary, refs, config, `.flatpakrepo`). */
@@ -350,4 +353,24 @@ function respond(
 /** Binary keyring bytes as a `.flatpakrepo`/`.flatpakref` `GPGKey` value. */
 export function gpgKeyValue(keyring: Uint8Array): string {
   return btoa(Array.from(keyring, (b) => String.fromCharCode(b)).join(""));
+}
+
+/**
+ * The principal of a download's `Authorization` header: none without one, "invalid" for a bad
+ * one (a download token is optional, but a bad one is an error: specs/flat-manager-api.md §2.5).
+ */
+export async function downloadPrincipal(
+  header: string | undefined,
+  tokens: TokenAuthenticator,
+  tokenPrefix: string | undefined,
+): Promise<Principal | undefined | "invalid"> {
+  if (!header) return undefined;
+  const token = downloadToken(header, tokenPrefix);
+  if (token === "invalid") return "invalid";
+  try {
+    return { kind: "token", claims: await tokens.verify(token, "repo") };
+  } catch (err) {
+    if (err instanceof TokenError) return "invalid";
+    throw err;
+  }
 }

@@ -43,7 +43,12 @@ export async function readJobLog(
       "SELECT log_bytes FROM jobs WHERE id = $1",
       [id],
     );
-    return { text: "", next: job?.log_bytes ?? 0 };
+    // Nothing past `offset` was read: the next read starts there again, unless the log is
+    // shorter (a chunk stored between the two queries must not be skipped).
+    return {
+      text: "",
+      next: Math.min(Math.max(0, offset), job?.log_bytes ?? 0),
+    };
   }
   const first = rows[0]!;
   const head = sliceFromByte(first.text, offset - first.start_byte);

@@ -126,7 +126,14 @@ export async function builderCommand(
     await Deno.writeTextFile(manifestPath, JSON.stringify(spec.manifest));
     if (spec.depsFrom) {
       step(`Adding the runtime remote ${spec.depsFrom}`);
-      await run("flatpak", [
+      // Tasks share the runner's flatpak installation: under a lock, so that a second task
+      // cannot find the remote added but its GPG keys not yet imported.
+      const userDir = env.FLATPAK_USER_DIR ??
+        join(env.HOME ?? work, ".local", "share", "flatpak");
+      await Deno.mkdir(userDir, { recursive: true });
+      await run("flock", [
+        join(userDir, ".flatyard-remotes.lock"),
+        "flatpak",
         "--user",
         "remote-add",
         "--if-not-exists",

@@ -12,11 +12,8 @@ import { createMemoryBus } from "../lib/bus/memory_bus.ts";
 import { createRedisBus } from "../lib/bus/redis_bus.ts";
 import { serveApp } from "../lib/http/node_server.ts";
 import { JobQueue } from "../lib/queue/queue.ts";
-import {
-  createLiveLogRoutes,
-  followJobLog,
-  type LiveLogEvent,
-} from "../routes/live_logs.ts";
+import { createLiveLogRoutes } from "../routes/live_logs.ts";
+import { followJobLog, type LiveLogEvent } from "../lib/queue/log_follower.ts";
 import { dbTest, requireAll } from "./support/db.ts";
 import { type TestApp, testApp } from "./support/app.ts";
 

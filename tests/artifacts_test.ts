@@ -30,6 +30,7 @@ import { run } from "../lib/ostree/cli.ts";
 import { startWorker } from "../lib/queue/worker.ts";
 import { MAX_ARTIFACT_BYTES } from "../routes/artifacts_schema.ts";
 import { expectJson, type TestApp, testApp } from "./support/app.ts";
+import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
   cachedFixtureRepo,
@@ -600,21 +601,8 @@ dbTest(
         "flatpak installs the app from the served .flatpakrepo and it runs",
         async () => {
           const env = await isolatedFlatpakEnv(join(work, "client"));
-          await run("flatpak", [
-            "--user",
-            "remote-add",
-            "--from",
-            "yard",
-            `${s.base}/repo/stable.flatpakrepo`,
-          ], { env });
-          await run("flatpak", [
-            "--user",
-            "install",
-            "-y",
-            "--noninteractive",
-            "yard",
-            fixture.appId,
-          ], { env });
+          await addRemote(env, "yard", `${s.base}/repo/stable.flatpakrepo`);
+          await installFrom(env, "yard", fixture.appId);
           assert.equal(
             (await run("flatpak", ["--user", "run", fixture.appId], { env }))
               .trim(),

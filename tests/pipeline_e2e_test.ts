@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
   cachedFixtureRepo,
@@ -16,9 +17,6 @@ import {
 } from "./support/flatpak_fixtures.ts";
 import { startPipeline } from "./support/pipeline.ts";
 import { ostree, run } from "../lib/ostree/cli.ts";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("../", import.meta.url));
 
 dbTest(
   "push, commit, publish, install and run; an update arrives through a static delta",
@@ -29,33 +27,11 @@ dbTest(
     try {
       /** `flatyard push --publish --wait-update`, as a CI job would run it. */
       const publish = async () => {
-        const cli = await new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            join(root, "main.ts"),
-            "push",
-            "--repo",
-            "stable",
-            "--app-id",
-            fixture.appId,
-            "--publish",
-            "--wait-update",
-            p.base,
-            fixture.repo,
-          ],
-          clearEnv: true,
-          env: {
-            PATH: Deno.env.get("PATH") ?? "",
-            HOME: Deno.env.get("HOME") ?? "",
-            REPO_TOKEN: p.token,
-          },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const out = new TextDecoder().decode(cli.stdout);
-        const err = new TextDecoder().decode(cli.stderr);
-        assert.equal(cli.code, 0, `push failed:\n${out}\n${err}`);
+        const { code, out, err } = await p.pushWithCli(
+          fixture.repo,
+          fixture.appId,
+        );
+        assert.equal(code, 0, `push failed:\n${out}\n${err}`);
         const buildUrl = out.split("\n")[0]!;
         assert.match(buildUrl, new RegExp(`^${p.base}/api/v1/build/\\d+$`));
         assert.match(out, /Job completed successfully/);
@@ -76,13 +52,7 @@ dbTest(
       await t.step(
         "flatpak installs and runs the app from the served .flatpakrepo, GPG-verified",
         async () => {
-          await run("flatpak", [
-            "--user",
-            "remote-add",
-            "--from",
-            "yard",
-            `${p.base}/repo/stable.flatpakrepo`,
-          ], { env });
+          await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
           const remote = await run("flatpak", [
             "--user",
             "remote-ls",
@@ -90,14 +60,7 @@ dbTest(
             "--columns=ref",
           ], { env });
           assert.match(remote, new RegExp(fixture.appId));
-          await run("flatpak", [
-            "--user",
-            "install",
-            "-y",
-            "--noninteractive",
-            "yard",
-            fixture.appId,
-          ], { env });
+          await installFrom(env, "yard", fixture.appId);
           assert.equal(
             (await run("flatpak", ["--user", "run", fixture.appId], { env }))
               .trim(),

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import { expectJson, type TestApp, testApp } from "./support/app.ts";
 import {
@@ -222,13 +223,7 @@ dbTest(
         "flatpak installs it with GPG checks and reports the end of life",
         async () => {
           const env = await isolatedFlatpakEnv(join(work, "client"));
-          await run("flatpak", [
-            "--user",
-            "remote-add",
-            "--from",
-            "yard",
-            `${p.base}/repo/stable.flatpakrepo`,
-          ], { env });
+          await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
           const info = await run("flatpak", [
             "--user",
             "remote-info",
@@ -237,14 +232,7 @@ dbTest(
           ], { env });
           assert.match(info, new RegExp(eol.slice(0, 12)));
           assert.match(info, /End-of-life: Replaced by org\.example\.Next/);
-          await run("flatpak", [
-            "--user",
-            "install",
-            "-y",
-            "--noninteractive",
-            "yard",
-            fixture.appId,
-          ], { env });
+          await installFrom(env, "yard", fixture.appId);
           const installed = await run("flatpak", [
             "--user",
             "info",

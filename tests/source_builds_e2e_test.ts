@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ostree, run } from "../lib/ostree/cli.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
+import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
   aarch64Support,
@@ -163,23 +164,11 @@ dbTest(
 
       await t.step("flatpak installs and runs each architecture", async () => {
         const env = await isolatedFlatpakEnv(join(work, "client"));
-        await run("flatpak", [
-          "--user",
-          "remote-add",
-          "--from",
-          "yard",
-          `${p.base}/repo/stable.flatpakrepo`,
-        ], { env });
+        await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
         for (const arch of ["x86_64", "aarch64"]) {
-          await run("flatpak", [
-            "--user",
-            "install",
-            "-y",
-            "--noninteractive",
+          await installFrom(env, "yard", `app/${appId}/${arch}/stable`, [
             `--arch=${arch}`,
-            "yard",
-            `app/${appId}/${arch}/stable`,
-          ], { env });
+          ]);
           assert.equal(
             (await run("flatpak", [
               "--user",
@@ -374,21 +363,12 @@ dbTest(
             "the dependent build started after the first one was published",
           );
           const env = await isolatedFlatpakEnv(join(work, "client"));
-          await run("flatpak", [
-            "--user",
-            "remote-add",
-            "--from",
-            "yard",
-            `${p.base}/repo/stable.flatpakrepo`,
-          ], { env });
-          await run("flatpak", [
-            "--user",
-            "install",
-            "-y",
-            "--noninteractive",
+          await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
+          await installFrom(
+            env,
             "yard",
             "app/org.example.Packed/" + arch + "/stable",
-          ], { env });
+          );
           assert.equal(
             (await run("flatpak", [
               "--user",

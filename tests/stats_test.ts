@@ -5,7 +5,6 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Clock } from "../lib/clock.ts";
 import type { Db, Executable } from "../lib/db/db.ts";
 import { silentLogger } from "../lib/logger.ts";
@@ -13,6 +12,7 @@ import { run } from "../lib/ostree/cli.ts";
 import { classifyDownload } from "../lib/stats/counting.ts";
 import { DownloadStats } from "../lib/stats/download_stats.ts";
 import { expectJson, testApp } from "./support/app.ts";
+import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
   cachedFixtureRepo,
@@ -22,7 +22,6 @@ import {
 } from "./support/flatpak_fixtures.ts";
 import { startPipeline } from "./support/pipeline.ts";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
 const OLD = "cd".repeat(32);
 const COMMIT_PATH = `objects/ab/${"ab".repeat(31)}.commit`;
 // Delta names are modified base64 of the commits, split after two characters.
@@ -528,51 +527,17 @@ dbTest(
     const arch = hostArch();
     try {
       const publish = async () => {
-        const cli = await new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            join(root, "main.ts"),
-            "push",
-            "--repo",
-            "stable",
-            "--app-id",
-            fixture.appId,
-            "--publish",
-            "--wait-update",
-            p.base,
-            fixture.repo,
-          ],
-          clearEnv: true,
-          env: {
-            PATH: Deno.env.get("PATH") ?? "",
-            HOME: Deno.env.get("HOME") ?? "",
-            REPO_TOKEN: p.token,
-          },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+        const { code, err } = await p.pushWithCli(fixture.repo, fixture.appId);
+        assert.equal(code, 0, err);
       };
       const stats = p.a.deps.downloads;
       assert.ok(stats instanceof DownloadStats);
+      // No periodic flush in this test: it flushes when it says so (observations still count).
+      await stats.stop();
       await publish();
       const env = await isolatedFlatpakEnv(join(work, "client"));
-      await run("flatpak", [
-        "--user",
-        "remote-add",
-        "--from",
-        "yard",
-        `${p.base}/repo/stable.flatpakrepo`,
-      ], { env });
-      await run("flatpak", [
-        "--user",
-        "install",
-        "-y",
-        "--noninteractive",
-        "yard",
-        fixture.appId,
-      ], { env });
+      await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
+      await installFrom(env, "yard", fixture.appId);
       await stats.flush();
       const app = `/api/v1/repos/stable/apps/${fixture.appId}/stats`;
       let res = await p.api("GET", app);
@@ -597,7 +562,7 @@ dbTest(
       await run("flatpak", ["--user", "update", "-y", "--noninteractive"], {
         env,
       });
-      // Nothing is written until the flush (the periodic one is 10 s away).
+      // Nothing is written until the flush.
       res = await p.api("GET", app);
       assert.deepEqual(res.json.totals.updates, 0);
       await stats.flush();

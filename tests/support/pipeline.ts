@@ -4,6 +4,7 @@
  * and a small flat-manager uploader (the protocol's request sequence, without the CLI).
  */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { createJobHandlers } from "../../jobs/registry.ts";
 import { reconcileBuilds } from "../../lib/builds/build_store.ts";
 import { serveApp } from "../../lib/http/node_server.ts";
@@ -37,6 +38,14 @@ export interface Pipeline {
     refs: Record<string, string>,
     appId?: string,
   ): Promise<number>;
+  /**
+   * `flatyard push --repo <repo> --app-id <appId> --publish --wait-update <base> <repoPath>` as
+   * a CI job runs it (a subprocess, the token in REPO_TOKEN).
+   */
+  pushWithCli(
+    repoPath: string,
+    appId: string,
+  ): Promise<{ code: number; out: string; err: string }>;
   /** Waits until job `id` has ended and returns it. */
   waitJob(
     id: number,
@@ -208,10 +217,42 @@ export async function startPipeline(
     }
     return id;
   };
+  const pushWithCli = async (repoPath: string, appId: string) => {
+    const cli = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        fileURLToPath(new URL("../../main.ts", import.meta.url)),
+        "push",
+        "--repo",
+        repo,
+        "--app-id",
+        appId,
+        "--publish",
+        "--wait-update",
+        base,
+        repoPath,
+      ],
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "",
+        HOME: Deno.env.get("HOME") ?? "",
+        REPO_TOKEN: token,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return {
+      code: cli.code,
+      out: new TextDecoder().decode(cli.stdout),
+      err: new TextDecoder().decode(cli.stderr),
+    };
+  };
   return {
     a,
     base,
     port,
+    pushWithCli,
     requests,
     session,
     token,

@@ -10,9 +10,12 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("../", import.meta.url));
+import {
+  type BenchServer,
+  freePort,
+  sh,
+  startFlatyard,
+} from "./flatyard_server.ts";
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -25,32 +28,6 @@ const { values } = parseArgs({
 const enc = new TextEncoder();
 const say = (s: string) => Deno.stdout.writeSync(enc.encode(s + "\n"));
 const REPO = "bench";
-
-async function sh(
-  cmd: string,
-  args: string[],
-  env?: Record<string, string>,
-): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    ...(env ? { env } : {}),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function waitFor(url: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
@@ -173,48 +150,19 @@ const rssKib = async (pid: number) =>
 
 const work = await Deno.makeTempDir({ prefix: "flatyard-bench-serve-" });
 const seconds = Number(values.seconds);
-let flatyard: Deno.ChildProcess | undefined;
+let flatyard: BenchServer | undefined;
 let nginx: Deno.ChildProcess | undefined;
 try {
-  const port = freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "",
-    FLATYARD_DATA_DIR: join(work, "data"),
-    FLATYARD_PORT: String(port),
-    FLATYARD_SECRET: btoa("bench-secret-bench-secret-bench!"),
-    FLATYARD_LOG_LEVEL: "warn",
-  };
-  flatyard = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      // BENCH_PROFILE=DIR writes the server's CPU profile there (open it in Chrome's DevTools).
-      ...(Deno.env.get("BENCH_PROFILE")
-        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("BENCH_PROFILE")}`]
-        : []),
-      join(root, "main.ts"),
-      "serve",
-    ],
-    env,
-    clearEnv: true,
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  await waitFor(`${base}/readyz`);
-  const admin = (await sh(Deno.execPath(), [
-    "run",
-    "-A",
-    join(root, "main.ts"),
-    "token",
+  flatyard = await startFlatyard(work);
+  const base = flatyard.base;
+  const admin = await flatyard.token(
     "--scope",
     "admin",
     "--sub",
     "",
     "--duration",
     "3600",
-  ], env)).trim();
+  );
   const created = await fetch(`${base}/api/v1/repos`, {
     method: "POST",
     headers: {
@@ -374,12 +322,12 @@ try {
     } MiB after`,
   );
 } finally {
-  for (const p of [nginx, flatyard]) {
-    if (!p) continue;
+  if (nginx) {
     try {
-      p.kill("SIGTERM");
+      nginx.kill("SIGTERM");
     } catch { /* already gone */ }
-    await p.status;
+    await nginx.status;
   }
+  await flatyard?.stop();
   await Deno.remove(work, { recursive: true });
 }

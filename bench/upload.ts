@@ -10,9 +10,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
+import { root, sh, startFlatyard } from "./flatyard_server.ts";
 
-const root = fileURLToPath(new URL("../", import.meta.url));
 const { values } = parseArgs({
   args: Deno.args,
   options: {
@@ -24,25 +23,6 @@ const files = Number(values.files);
 const totalBytes = Number(values.mib) * 1024 * 1024;
 const enc = new TextEncoder();
 const say = (s: string) => Deno.stdout.writeSync(enc.encode(s + "\n"));
-
-async function sh(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
@@ -96,61 +76,18 @@ try {
   const refUntrusted = await reference("ref-untrusted", ["--untrusted"]);
 
   // 3. Flatyard: a server of its own, a repository with a signing key, then the CLI push.
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const base = `http://127.0.0.1:${port}`;
-  const env = {
-    PATH: Deno.env.get("PATH") ?? "",
-    HOME: Deno.env.get("HOME") ?? "",
-    FLATYARD_DATA_DIR: join(work, "data"),
-    FLATYARD_PORT: String(port),
-    FLATYARD_SECRET: btoa("bench-secret-bench-secret-bench!"),
-    FLATYARD_LOG_LEVEL: "warn",
-  };
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      // BENCH_PROFILE=DIR writes the server's CPU profile there (open it in Chrome's DevTools).
-      ...(Deno.env.get("BENCH_PROFILE")
-        ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("BENCH_PROFILE")}`]
-        : []),
-      join(root, "main.ts"),
-      "serve",
-    ],
-    env,
-    clearEnv: true,
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
+  const server = await startFlatyard(work);
+  const { base, env } = server;
   try {
-    for (let i = 0; i < 200; i++) {
-      if (await fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false)) {
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const admin = (await sh(Deno.execPath(), [
-      "run",
-      "-A",
-      join(root, "main.ts"),
-      "token",
+    const admin = await server.token(
       "--scope",
       "admin",
       "--sub",
       "",
       "--duration",
       "3600",
-    ], env)).trim();
-    const token = (await sh(Deno.execPath(), [
-      "run",
-      "-A",
-      join(root, "main.ts"),
-      "token",
-      "--duration",
-      "3600",
-    ], env)).trim();
+    );
+    const token = await server.token("--duration", "3600");
     const h = {
       Authorization: `Bearer ${admin}`,
       "Content-Type": "application/json",
@@ -264,8 +201,7 @@ try {
       }/${q(1)} MiB`,
     );
   } finally {
-    server.kill("SIGTERM");
-    await server.status;
+    await server.stop();
   }
 } finally {
   await Deno.remove(work, { recursive: true });

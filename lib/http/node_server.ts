@@ -418,7 +418,9 @@ export function serveApp(
       if (closing.signal.aborted) socket.destroy();
     });
     handle(app, req, res, closing.signal).catch((err) => {
-      opts.onError?.(err);
+      // A client that went away mid-request (wrk stopping, a cancelled download) is not a
+      // server failure.
+      if (!res.destroyed && !socket.destroyed) opts.onError?.(err);
       if (!res.headersSent) {
         res.writeHead(500, { "Content-Type": "text/plain" });
       }

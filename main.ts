@@ -3,7 +3,7 @@
  * subcommand asks for (CONVENTIONS.md rule 1). `serve` (the default) runs the API, the file
  * server and a worker in one process.
  */
-import { createApp } from "./lib/app.ts";
+import { createApp, createFastPath } from "./lib/app.ts";
 import { serveApp } from "./lib/http/node_server.ts";
 import { print, printErr } from "./lib/cli/output.ts";
 import { mintOffline, tokenUsage } from "./lib/cli/token.ts";
@@ -74,6 +74,7 @@ async function serve(config: Config, logger: Logger): Promise<void> {
   const server = await serveApp(app, {
     hostname: config.host,
     port: config.port,
+    fastPath: createFastPath(deps),
     onError: (err) => logger.error("connection failed", errorFields(err, true)),
   });
   const host = server.hostname.includes(":")

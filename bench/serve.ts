@@ -7,6 +7,9 @@
  * Needs `nginx` and `wrk` (`./scripts/setup.sh bench`) and the `ostree` CLI.
  *
  *   deno run -A bench/serve.ts [--objects 2000] [--large-mib 8] [--seconds 10] [--connections 16]
+ *                              [--only small|large]
+ *
+ * `--only` measures one kind (with BENCH_PROFILE=DIR, a CPU profile of just that load).
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -23,6 +26,7 @@ const { values } = parseArgs({
     "large-mib": { type: "string", default: "8" },
     seconds: { type: "string", default: "10" },
     connections: { type: "string", default: "16" },
+    only: { type: "string" },
   },
 });
 const enc = new TextEncoder();
@@ -280,13 +284,18 @@ try {
       (partSize / 1048576).toFixed(1)
     } MiB delta part; wrk -t1 -c${values.connections} -d${seconds}s on ${Deno.hostname()} (${navigator.hardwareConcurrency} CPUs), nginx worker_processes 1`,
   );
+  const kinds = ([["small", small], ["large", [part]]] as const).filter((
+    [kind],
+  ) => !values.only || values.only === kind);
+  if (kinds.length === 0) throw new Error(`--only: no kind "${values.only}"`);
   // Warm both (JIT, page cache), then measure.
-  await load(base, small, work, 2);
-  await load(nginxBase, small, work, 2);
-  await load(base, [part], work, 2);
+  for (const [, paths] of kinds) {
+    await load(base, paths, work, 2);
+    await load(nginxBase, paths, work, 2);
+  }
   const rssBefore = await rssKib(pid);
   const results: [string, string, Awaited<ReturnType<typeof load>>][] = [];
-  for (const [kind, paths] of [["small", small], ["large", [part]]] as const) {
+  for (const [kind, paths] of kinds) {
     for (
       const [who, url] of [["flatyard", base], ["nginx", nginxBase]] as const
     ) {
@@ -305,6 +314,7 @@ try {
     );
   }
   for (const [kind, target] of [["small", 0.7], ["large", 0.9]] as const) {
+    if (!kinds.some(([k]) => k === kind)) continue;
     const fy = results.find(([k, w]) => k === kind && w === "flatyard")![2];
     const ng = results.find(([k, w]) => k === kind && w === "nginx")![2];
     const ratio = fy.rps / ng.rps;

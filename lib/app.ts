@@ -3,10 +3,11 @@
  * serves it and tests call `app.request()` (CONVENTIONS.md rule 1).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import type { Deps } from "./deps.ts";
 import type { AppEnv } from "./http/env.ts";
+import type { FastPath } from "./http/node_server.ts";
+import { recordRequest } from "./http/request_log.ts";
+import { requestIdFrom, securityHeaders } from "./http/security_headers.ts";
 import {
   createErrorHandler,
   nativeValidationHook,
@@ -30,7 +31,10 @@ import { createLiveLogRoutes } from "../routes/live_logs.ts";
 import { createUserRoutes } from "../routes/users.ts";
 import { createRepoRoutes } from "../routes/repos.ts";
 import { createRepoKeyRoutes } from "../routes/repo_keys.ts";
-import { createRepoFileRoutes } from "../routes/repo_files.ts";
+import {
+  createRepoFileFastPath,
+  createRepoFileRoutes,
+} from "../routes/repo_files.ts";
 import { createRepoMetaRoutes } from "../routes/repo_meta.ts";
 import { createFlatpakrefRoutes } from "../routes/flatpakrefs.ts";
 import { createBuildFileRoutes } from "../routes/build_files.ts";
@@ -44,34 +48,23 @@ export const API_VERSION = "0.1.0";
 export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
 
-  app.use(requestId({ headerName: "X-Request-Id" }));
-  app.use(async function requestLog(c, next) {
+  app.use(async function requestIdAndLog(c, next) {
+    const requestId = requestIdFrom(c.req.header("x-request-id"));
+    c.set("requestId", requestId);
+    c.header("X-Request-Id", requestId);
     c.set("errorStyle", "native");
     const started = performance.now();
     await next();
-    const seconds = (performance.now() - started) / 1000;
-    const route = c.req.routePath;
-    deps.metrics.observeRequest(c.req.method, route, c.res.status, seconds);
-    deps.logger.info("request", {
-      requestId: c.get("requestId"),
+    recordRequest(deps, {
+      requestId,
       method: c.req.method,
-      route,
+      route: c.req.routePath,
       path: c.req.path,
       status: c.res.status,
-      ms: Math.round(seconds * 10_000) / 10,
+      seconds: (performance.now() - started) / 1000,
     });
   });
-  app.use(secureHeaders({
-    contentSecurityPolicy: {
-      defaultSrc: ["'self'"],
-      imgSrc: ["'self'", "data:"],
-      styleSrc: ["'self'", "'unsafe-inline'"],
-      frameAncestors: ["'none'"],
-      baseUri: ["'self'"],
-      formAction: ["'self'"],
-    },
-    crossOriginEmbedderPolicy: false,
-  }));
+  app.use(securityHeaders());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -128,4 +121,12 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.notFound(notFound);
   app.onError(createErrorHandler(deps.logger));
   return app;
+}
+
+/**
+ * The requests answered ahead of the app when served over node:http (`serveApp`'s `fastPath`):
+ * repository files, exactly as the app's route answers them.
+ */
+export function createFastPath(deps: Deps): FastPath {
+  return createRepoFileFastPath(deps);
 }

@@ -91,6 +91,7 @@ export const envSchema = z.object({
   FLATYARD_SESSION_HOURS: int(12, 1, 24 * 90),
   FLATYARD_MAX_TOKEN_DAYS: int(365, 1, 3650),
   FLATYARD_TRUST_PROXY: bool(false),
+  FLATYARD_FILE_CACHE_MB: int(64, 0, 65536),
   FLATYARD_LOG_LEVEL: withDefault(
     z.enum(["debug", "info", "warn", "error"]).default("info"),
   ),
@@ -137,6 +138,8 @@ export interface Config {
   sessionHours: number;
   maxTokenDays: number;
   trustProxy: boolean;
+  /** Memory for small immutable repository files (MiB; 0: none). */
+  fileCacheMb: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -236,6 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     sessionHours: e.FLATYARD_SESSION_HOURS,
     maxTokenDays: e.FLATYARD_MAX_TOKEN_DAYS,
     trustProxy: e.FLATYARD_TRUST_PROXY,
+    fileCacheMb: e.FLATYARD_FILE_CACHE_MB,
     logLevel: e.FLATYARD_LOG_LEVEL,
   };
 }

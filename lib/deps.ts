@@ -29,6 +29,8 @@ import { RepoKeys } from "./repos/repo_keys.ts";
 import { registerFlatManagerJobMetrics } from "./builds/fm_metrics.ts";
 import type { DownloadObserver } from "./stats/observer.ts";
 import { DownloadStats } from "./stats/download_stats.ts";
+import { RepoRowCache } from "./repos/repo_row_cache.ts";
+import { SmallFileCache } from "./http/small_file_cache.ts";
 
 /** Everything the app, the worker and the CLI need. */
 export interface Deps {
@@ -47,6 +49,10 @@ export interface Deps {
   clock: Clock;
   /** Download statistics; told about every repository file served. */
   downloads?: DownloadObserver;
+  /** Repository rows for file downloads; announce changes through it. */
+  repoRows: RepoRowCache;
+  /** Small immutable repository files kept in memory (FLATYARD_FILE_CACHE_MB). */
+  fileCache: SmallFileCache;
 }
 
 /** Builds the deps on an open database and bus (tests pass theirs). Call `start` before use. */
@@ -82,6 +88,22 @@ export async function assembleDeps(
   });
   registerFlatManagerJobMetrics(metrics, parts.db);
   const downloads = new DownloadStats(parts.db, clock, parts.logger);
+  const repoRows = new RepoRowCache(parts.db, parts.bus);
+  const fileCache = new SmallFileCache(config.fileCacheMb * 1024 * 1024);
+  metrics.addGauge({
+    name: "flatyard_file_cache_bytes",
+    help: "Bytes of repository files held in memory.",
+    collect: () => Promise.resolve([{ labels: {}, value: fileCache.size }]),
+  });
+  metrics.addGauge({
+    name: "flatyard_file_cache_lookups",
+    help: "Lookups of the repository file cache since start, by result.",
+    collect: () =>
+      Promise.resolve([
+        { labels: { result: "hit" }, value: fileCache.hits },
+        { labels: { result: "miss" }, value: fileCache.misses },
+      ]),
+  });
   return {
     config,
     db: parts.db,
@@ -103,13 +125,17 @@ export async function assembleDeps(
     logger: parts.logger,
     clock,
     downloads,
+    repoRows,
+    fileCache,
     async start() {
       await registry.start();
+      await repoRows.start();
       downloads.start();
     },
     async stop() {
       // Counts still in memory are written before the database closes.
       await downloads.stop();
+      await repoRows.stop();
       await registry.stop();
     },
   };

@@ -13,6 +13,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(fields: LogFields): Logger;
+  /** Whether lines at `level` are written: skip building costly fields for dropped lines. */
+  enabled(level: LogLevel): boolean;
 }
 
 const rank: Record<LogLevel, number> = {
@@ -52,6 +54,7 @@ export function createLogger(
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
     child: (fields) => createLogger(level, sink, { ...base, ...fields }),
+    enabled: (lvl) => rank[lvl] >= rank[level],
   };
 }
 

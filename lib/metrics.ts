@@ -103,20 +103,25 @@ export class Metrics {
     status: number,
     seconds: number,
   ): void {
-    const l = { method, route, status: String(status) };
-    const key = JSON.stringify(l);
-    const r = this.requests.get(key) ??
-      this.requests.set(key, { labels: l, n: 0 }).get(key)!;
+    // Plain string keys: this runs for every request, repository files included.
+    const key = `${method} ${status} ${route}`;
+    let r = this.requests.get(key);
+    if (!r) {
+      r = { labels: { method, route, status: String(status) }, n: 0 };
+      this.requests.set(key, r);
+    }
     r.n++;
-    const dl = { method, route };
-    const dkey = JSON.stringify(dl);
-    const d = this.durations.get(dkey) ??
-      this.durations.set(dkey, {
-        labels: dl,
+    const dkey = `${method} ${route}`;
+    let d = this.durations.get(dkey);
+    if (!d) {
+      d = {
+        labels: { method, route },
         counts: buckets.map(() => 0),
         sum: 0,
         n: 0,
-      }).get(dkey)!;
+      };
+      this.durations.set(dkey, d);
+    }
     buckets.forEach((b, i) => {
       if (seconds <= b) d.counts[i]!++;
     });

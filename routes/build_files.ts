@@ -13,7 +13,9 @@ import type { Deps } from "../lib/deps.ts";
 import type { AppEnv } from "../lib/http/env.ts";
 import { fm, nativeValidationHook } from "../lib/http/errors.ts";
 import {
+  answerRepoFile,
   downloadToken,
+  fileRequestOf,
   gpgKeyValue,
   safeRepoPath,
   serveRepoFile,
@@ -131,13 +133,14 @@ export function createBuildFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     const roots = rel.startsWith("objects/")
       ? [root, join(root, "parent")]
       : [root];
-    return serveRepoFile(c, roots, rel, {
+    const a = answerRepoFile(roots, rel, fileRequestOf(c), {
       ...(FLATPAKREF.test(rel)
         ? { contentType: "application/vnd.flatpak.ref" }
         : {}),
       privateCache: !(build.publicDownload && repo?.public),
       rootFile: FLATPAKREF,
     });
+    return a ? serveRepoFile(c, a) : c.text("Not found", 404);
   });
   return app;
 }

@@ -6,47 +6,101 @@
  * conditional GET and single Range (all in lib/http/repo_file.ts). Retired deltas stay
  * reachable for their hour of grace, and every GET served (200/206) is told to the download
  * statistics observer.
+ *
+ * The files are also served by {@link createRepoFileFastPath} straight on node:http, ahead of
+ * the app: the same checks, answer and side effects, without building a `Request`, routing and
+ * a `Response` for each of a pull's many small objects (bench/serve.ts).
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import type { Deps } from "../lib/deps.ts";
 import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook } from "../lib/http/errors.ts";
+import type { FastPath } from "../lib/http/node_server.ts";
 import {
+  answerRepoFile,
   downloadPrincipal,
+  type FileRequest,
+  fileRequestOf,
   gpgKeyValue,
+  type RepoFileAnswer,
   safeRepoPath,
   serveRepoFile,
   SHORT_CACHE,
+  writeRepoFileAnswer,
 } from "../lib/http/repo_file.ts";
+import { recordRequest } from "../lib/http/request_log.ts";
+import {
+  FILE_SECURITY_HEADERS,
+  requestIdFrom,
+} from "../lib/http/security_headers.ts";
+import type { HeaderReader } from "../lib/stats/observer.ts";
 import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { type Repo, repoStore } from "../lib/repos/repo_store.ts";
 import { repoUrl } from "./repos_schema.ts";
 
-/** How long a repository row is reused for file requests. */
-const REPO_TTL_MS = 1000;
+const REPO_NAME = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}";
+/** The route of repository files, as the metrics and the request log name it. */
+export const REPO_FILE_ROUTE = `/repo/:name{${REPO_NAME}}/*`;
+const REPO_NAME_RE = new RegExp(`^${REPO_NAME}$`);
+
+/**
+ * Whether `principal`-less or token-carrying request may read `repo`'s files: public ones
+ * always, private ones with a download token for it. "invalid" for a bad token.
+ */
+async function mayDownload(
+  deps: Deps,
+  repo: Repo,
+  authorization: string | undefined,
+): Promise<boolean | "invalid"> {
+  if (repo.public) return true;
+  const p = await downloadPrincipal(
+    authorization,
+    deps.tokens,
+    deps.config.tokenPrefix,
+  );
+  if (p === "invalid") return "invalid";
+  return canReadRepo(p, repo);
+}
+
+/**
+ * The answer for `rel` in `repo`, or undefined for a 404; a served GET (200/206) is told to the
+ * download statistics, which must never cost a client its download.
+ */
+function answerFile(
+  deps: Deps,
+  repo: Repo,
+  rel: string,
+  req: FileRequest & { headers: HeaderReader },
+): RepoFileAnswer | undefined {
+  const dir = repoPaths(deps.config.dataDir).repo(repo.name);
+  // update-repo moves replaced deltas to tmp/deltas/<same path> for an hour
+  // (lib/builds/deltas.ts): a client that read the old delta index can still finish its pull.
+  const roots = rel.startsWith("deltas/") ? [dir, join(dir, "tmp")] : [dir];
+  // A private repository's files need credentials: no shared cache may keep them.
+  const a = answerRepoFile(roots, rel, req, {
+    privateCache: !repo.public,
+    cache: deps.fileCache,
+  });
+  if (a && req.method === "GET" && (a.status === 200 || a.status === 206)) {
+    try {
+      deps.downloads?.observe(repo.name, rel, req.headers);
+    } catch (err) {
+      deps.logger.warn("Download observer failed", {
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+  return a;
+}
 
 /** The `.flatpakrepo` and file routes. */
 export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
-
-  // Repository rows for file requests, kept for REPO_TTL_MS: a pull makes hundreds of
-  // requests, and a database round trip per file costs more than serving the file
-  // (bench/serve.ts). A change of visibility or a deletion takes effect within that time.
-  const rows = new Map<string, { repo: Repo; until: number }>();
-  async function cachedRepo(name: string): Promise<Repo | undefined> {
-    const now = performance.now();
-    const hit = rows.get(name);
-    if (hit && hit.until > now) return hit.repo;
-    const repo = await repoStore.get(deps.db, name);
-    // Only repositories that exist are kept: a new one is served at once.
-    if (repo) rows.set(name, { repo, until: now + REPO_TTL_MS });
-    else rows.delete(name);
-    return repo;
-  }
 
   async function visibleRepo(
     c: Context<AppEnv>,
@@ -54,19 +108,14 @@ export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     cached = false,
   ): Promise<Repo | Response> {
     const repo = cached
-      ? await cachedRepo(name)
+      ? await deps.repoRows.get(name)
       : await repoStore.get(deps.db, name);
     if (!repo) return c.text("Not found", 404);
-    if (repo.public) return repo;
-    const p = await downloadPrincipal(
-      c.req.header("authorization"),
-      deps.tokens,
-      deps.config.tokenPrefix,
-    );
-    if (p !== "invalid" && canReadRepo(p, repo)) return repo;
+    const may = await mayDownload(deps, repo, c.req.header("authorization"));
+    if (may === true) return repo;
     c.header("WWW-Authenticate", `Basic realm="flatyard ${name}"`);
     return c.text(
-      p === "invalid"
+      may === "invalid"
         ? "Invalid download token"
         : "This repository needs a download token",
       401,
@@ -104,7 +153,7 @@ export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     },
   );
 
-  const serve = async (c: Context<AppEnv>) => {
+  app.get(REPO_FILE_ROUTE, async (c) => {
     const name = c.req.param("name")!;
     const prefix = `/repo/${name}/`;
     const raw = new URL(c.req.url).pathname;
@@ -113,31 +162,100 @@ export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     if (rel === undefined) return c.text("Not found", 404);
     const repo = await visibleRepo(c, name, true);
     if (repo instanceof Response) return repo;
-    const dir = repoPaths(deps.config.dataDir).repo(repo.name);
-    // update-repo moves replaced deltas to tmp/deltas/<same path> for an hour
-    // (lib/builds/deltas.ts): a client that read the old delta index can still finish its pull.
-    const roots = rel.startsWith("deltas/") ? [dir, join(dir, "tmp")] : [dir];
-    const res = serveRepoFile(
-      c,
-      roots,
-      rel,
-      // A private repository's files need credentials: no shared cache may keep them.
-      { privateCache: !repo.public },
-    );
-    if (
-      c.req.method === "GET" && (res.status === 200 || res.status === 206)
-    ) {
-      try {
-        deps.downloads?.observe(repo.name, rel, c.req.raw.headers);
-      } catch (err) {
-        // Statistics must never cost a client its download.
-        deps.logger.warn("Download observer failed", {
-          error: err instanceof Error ? err.message : String(err),
-        });
-      }
-    }
-    return res;
-  };
-  app.get("/repo/:name{[A-Za-z0-9][A-Za-z0-9._-]{0,63}}/*", serve);
+    const a = answerFile(deps, repo, rel, {
+      ...fileRequestOf(c),
+      headers: c.req.raw.headers,
+    });
+    if (!a) return c.text("Not found", 404);
+    return serveRepoFile(c, a);
+  });
   return app;
+}
+
+/**
+ * Repository files straight on node:http, ahead of the app (see the module comment). It
+ * answers only the plain case: a GET or HEAD without a body, a path that needs no decoding and
+ * passes {@link safeRepoPath}, a repository that exists and that the request may read, and a
+ * file that is there. Anything else (a 401, a 404, an odd path, the `.flatpakref` files) goes to
+ * the app, which answers exactly as it would without this path. The answer, its headers, the
+ * statistics, metrics and request log are the app route's: the same functions make them.
+ */
+export function createRepoFileFastPath(deps: Deps): FastPath {
+  /** Answers for `repo`, which the request may read; synchronous unless a large file streams. */
+  function send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    repo: Repo,
+    rel: string,
+    path: string,
+    header: (n: string) => string | undefined,
+    started: number,
+  ): boolean | Promise<boolean> {
+    const method = req.method!;
+    const a = answerFile(deps, repo, rel, {
+      method,
+      header,
+      headers: { get: (n) => header(n) ?? null },
+    });
+    if (!a) return false;
+    const requestId = requestIdFrom(header("x-request-id"));
+    const record = () =>
+      recordRequest(deps, {
+        requestId,
+        method,
+        route: REPO_FILE_ROUTE,
+        path,
+        status: a.status,
+        seconds: (performance.now() - started) / 1000,
+      });
+    const streaming = writeRepoFileAnswer(res, a, {
+      "X-Request-Id": requestId,
+      ...FILE_SECURITY_HEADERS,
+    });
+    if (!streaming) {
+      record();
+      return true;
+    }
+    return streaming.then(() => {
+      record();
+      return true;
+    });
+  }
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const method = req.method;
+    if (method !== "GET" && method !== "HEAD") return false;
+    const url = req.url ?? "";
+    if (!url.startsWith("/repo/")) return false;
+    if (
+      req.headers["transfer-encoding"] !== undefined ||
+      (req.headers["content-length"] ?? "0") !== "0"
+    ) return false;
+    const started = performance.now();
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
+    const slash = path.indexOf("/", 6);
+    if (slash < 0) return false;
+    const name = path.slice(6, slash);
+    if (!REPO_NAME_RE.test(name)) return false;
+    const rel = safeRepoPath(path.slice(slash + 1));
+    if (rel === undefined) return false;
+    const header = (n: string): string | undefined => {
+      const v = req.headers[n];
+      return Array.isArray(v) ? v.join(", ") : v;
+    };
+    const held = deps.repoRows.peek(name);
+    // The common case, a public repository whose row is at hand, runs without a promise.
+    if (held?.public) {
+      return send(req, res, held, rel, path, header, started);
+    }
+    return (async () => {
+      const repo = held ?? await deps.repoRows.get(name);
+      if (
+        !repo ||
+        await mayDownload(deps, repo, header("authorization")) !== true
+      ) return false;
+      return await send(req, res, repo, rel, path, header, started);
+    })();
+  };
 }

@@ -239,6 +239,7 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         }, tx);
         return after;
       });
+      await deps.repoRows.changed(name);
       return c.json(json(repo), 200);
     },
   );
@@ -288,6 +289,7 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           maxAttempts: 5,
         }, tx);
       });
+      await deps.repoRows.changed(name);
       await deps.queue.wake();
       return c.json(toJobJson(job), 202);
     },

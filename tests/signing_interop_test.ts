@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { dbTest } from "./support/db.ts";
+import { createFastPath } from "../lib/app.ts";
 import { serveApp } from "../lib/http/node_server.ts";
 import { expectJson, testApp } from "./support/app.ts";
 import {
@@ -46,7 +47,12 @@ dbTest(
     const port = freePort();
     const base = `http://127.0.0.1:${port}`;
     const a = await testApp(db, { env: { FLATYARD_BASE_URL: base } });
-    const server = await serveApp(a.app, { hostname: "127.0.0.1", port });
+    // With the fast path, as main.ts serves: the real clients fetch through it.
+    const server = await serveApp(a.app, {
+      hostname: "127.0.0.1",
+      port,
+      fastPath: createFastPath(a.deps),
+    });
     const work = await Deno.makeTempDir({ prefix: "flatyard-interop-" });
     await using fixture = await cachedFixtureRepo({ arches: [arch] });
     try {

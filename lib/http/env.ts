@@ -17,6 +17,8 @@ export type AppEnv = {
     errorStyle: ErrorStyle;
     /** Always set behind nativeAuth/flatManagerAuth; absent for anonymous public reads. */
     principal: Principal;
+    /** Set when the response is a repository file: it gets only the file security headers. */
+    fileResponse: boolean;
   };
 };
 

@@ -49,6 +49,15 @@ const WS_MAX_PAYLOAD = 64 * 1024;
 /** How long WebSocket clients get to answer the close handshake at shutdown. */
 const WS_CLOSE_GRACE_MS = 2_000;
 
+/**
+ * Answers some requests straight on node:http, ahead of the app (routes/repo_files.ts); false
+ * hands the request to the app untouched. It must not read the request's body.
+ */
+export type FastPath = (
+  req: IncomingMessage,
+  res: ServerResponse,
+) => boolean | Promise<boolean>;
+
 type FetchApp = {
   fetch(req: Request, env: ServerEnv): Response | Promise<Response>;
 };
@@ -403,6 +412,7 @@ export function serveApp(
     onError?: (err: unknown) => void;
     /** WebSocket keep-alive ping interval; a client that misses one ping is dropped. */
     webSocketPingMs?: number;
+    fastPath?: FastPath;
   },
 ): Promise<NodeServer> {
   // Sockets and whether a request is in flight on each: shutdown closes idle keep-alive
@@ -417,7 +427,19 @@ export function serveApp(
       sockets.set(socket, false);
       if (closing.signal.aborted) socket.destroy();
     });
-    handle(app, req, res, closing.signal).catch((err) => {
+    const fast = opts.fastPath;
+    let answered: boolean | Promise<boolean> = false;
+    try {
+      answered = fast ? fast(req, res) : false;
+    } catch (err) {
+      // A fast path that throws, at once or later, fails the request like the app would.
+      answered = Promise.reject(err);
+    }
+    // Answered at once (the fast path's common case): nothing more to do in this tick.
+    if (answered === true) return;
+    Promise.resolve(answered).then((done) =>
+      done ? undefined : handle(app, req, res, closing.signal)
+    ).catch((err) => {
       // A client that went away mid-request (wrk stopping, a cancelled download) is not a
       // server failure.
       if (!res.destroyed && !socket.destroyed) opts.onError?.(err);

@@ -3,6 +3,7 @@
  * §3.3, after Flathub's statistics): one count per ref pulled, taken from the request headers
  * libostree sends for flatpak (specs/ostree-repos.md §2.1).
  */
+import type { HeaderReader } from "./observer.ts";
 
 /** One counted download. */
 export interface Download {
@@ -50,7 +51,7 @@ const UNCOUNTED_SUFFIXES = [".Debug", ".Locale", ".Sources"];
  */
 export function classifyDownload(
   path: string,
-  headers: Headers,
+  headers: HeaderReader,
 ): Download | undefined {
   const rel = path.replace(/^\/+/, "");
   let delta = false;

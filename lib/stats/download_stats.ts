@@ -7,7 +7,7 @@ import type { Clock } from "../clock.ts";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../logger.ts";
 import { classifyDownload } from "./counting.ts";
-import type { DownloadObserver } from "./observer.ts";
+import type { DownloadObserver, HeaderReader } from "./observer.ts";
 
 interface RefCount {
   repo: string;
@@ -60,7 +60,7 @@ export class DownloadStats implements DownloadObserver {
   }
 
   /** Counts `path` if it is a download; never throws or waits. */
-  observe(repo: string, path: string, headers: Headers): void {
+  observe(repo: string, path: string, headers: HeaderReader): void {
     const d = classifyDownload(path, headers);
     if (!d) return;
     // Days are UTC days, as in Flathub's daily files.

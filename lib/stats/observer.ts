@@ -4,8 +4,13 @@
  * the observer decides what counts as a download (specs/ecosystem.md §3.3).
  */
 
+/** The request headers an observer reads, by lower-case name (a `Headers` is one). */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
 /** Hears served repository files; must not block or throw (it runs on the request path). */
 export interface DownloadObserver {
   /** `repo` is the repository name, `path` the repository-relative file path. */
-  observe(repo: string, path: string, headers: Headers): void;
+  observe(repo: string, path: string, headers: HeaderReader): void;
 }

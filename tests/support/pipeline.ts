@@ -94,10 +94,14 @@ export async function startPipeline(
   });
   // The request log is what the tests read; swap the logger in before serving.
   (a.deps as { logger: typeof logger }).logger = logger;
-  const { createApp } = await import("../../lib/app.ts");
+  const { createApp, createFastPath } = await import("../../lib/app.ts");
   const app = createApp(a.deps);
   for (const r of opts.routes?.(a.deps) ?? []) app.route("/", r);
-  const server = await serveApp(app, { hostname: "127.0.0.1", port });
+  const server = await serveApp(app, {
+    hostname: "127.0.0.1",
+    port,
+    fastPath: createFastPath(a.deps),
+  });
   const worker = await startWorker({
     queue: a.deps.queue,
     bus: a.deps.bus,

@@ -55,7 +55,15 @@ export async function initBuildRepos(
   }
 }
 
-/** Which of `names` (validated object file names) neither the upload nor the main repo has. */
+/** Names checked between two yields to the event loop in {@link missingObjects}. */
+const CHECKS_PER_TURN = 2000;
+
+/**
+ * Which of `names` (validated object file names) neither the upload nor the main repo has.
+ * Synchronous lstat calls, a few microseconds each: an async call per name is a thread-pool
+ * round trip, and a push asks about thousands of names (bench/upload.ts). The event loop gets
+ * a turn every CHECKS_PER_TURN names, so a large batch does not stall other requests.
+ */
 export async function missingObjects(
   dataDir: string,
   id: number,
@@ -64,18 +72,21 @@ export async function missingObjects(
   const { upload, root } = buildPaths(dataDir, id);
   const parent = join(root, "parent");
   const missing: string[] = [];
-  for (const name of names) {
+  for (const [i, name] of names.entries()) {
+    if (i > 0 && i % CHECKS_PER_TURN === 0) {
+      await new Promise((r) => setTimeout(r, 0));
+    }
     const rel = join("objects", name.slice(0, 2), name.slice(2));
-    const found = await exists(join(upload, rel)) ||
-      await exists(join(parent, rel));
-    if (!found) missing.push(name);
+    if (!exists(join(upload, rel)) && !exists(join(parent, rel))) {
+      missing.push(name);
+    }
   }
   return missing;
 }
 
-async function exists(path: string): Promise<boolean> {
+function exists(path: string): boolean {
   try {
-    await Deno.lstat(path);
+    Deno.lstatSync(path);
     return true;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;

@@ -17,10 +17,9 @@ import {
   downloadToken,
   fileRequestOf,
   gpgKeyValue,
-  safeRepoPath,
   serveRepoFile,
-  SHORT_CACHE,
 } from "../lib/http/repo_file.ts";
+import { safeRepoPath, SHORT_CACHE } from "../lib/http/repo_path.ts";
 import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { type Repo, repoStore } from "../lib/repos/repo_store.ts";
 import type { Claims } from "../lib/tokens/claims.ts";

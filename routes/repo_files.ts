@@ -26,11 +26,10 @@ import {
   fileRequestOf,
   gpgKeyValue,
   type RepoFileAnswer,
-  safeRepoPath,
   serveRepoFile,
-  SHORT_CACHE,
   writeRepoFileAnswer,
 } from "../lib/http/repo_file.ts";
+import { safeRepoPath, SHORT_CACHE } from "../lib/http/repo_path.ts";
 import { recordRequest } from "../lib/http/request_log.ts";
 import {
   FILE_SECURITY_HEADERS,

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { dbTest } from "./support/db.ts";
 import { expectJson, testApp } from "./support/app.ts";
 import { ostree } from "../lib/ostree/cli.ts";
-import { cacheControl, safeRepoPath } from "../lib/http/repo_file.ts";
+import { cacheControl, safeRepoPath } from "../lib/http/repo_path.ts";
 
 Deno.test("cacheControl classifies repository files as specs/ostree-repos.md §0 says", () => {
   const hex = "ab".repeat(32);

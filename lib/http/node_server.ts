@@ -12,7 +12,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
-import type { Duplex } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 // @ts-types="@types/ws"
@@ -157,29 +157,43 @@ async function handle(
     });
     return;
   }
-  const reader = response.body.getReader();
-  // A client that goes away ends the body at once, even one that is idle between events (SSE):
-  // cancelling it releases what the app holds for the stream.
+  try {
+    await pipeBody(res, response.body, abort.signal);
+  } finally {
+    res.end(() => {
+      if (unread) req.socket?.destroy();
+    });
+  }
+}
+
+/**
+ * Writes `body` to `out` as the peer takes it, until the body ends or `signal` aborts. Respects
+ * back-pressure: a slow client must not make the server buffer a whole file. A client that goes
+ * away (the signal) cancels the body at once, even one idle between events (SSE), which
+ * releases what its producer holds (an open file, a subscription). Does not end `out`.
+ */
+export async function pipeBody(
+  out: Writable,
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
-  abort.signal.addEventListener("abort", cancel, { once: true });
+  signal.addEventListener("abort", cancel, { once: true });
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done || abort.signal.aborted) break;
-      // Respect back-pressure: a slow client must not make the server buffer a whole file.
-      if (!res.write(value)) {
+      if (done || signal.aborted) break;
+      if (!out.write(value)) {
         await new Promise<void>((r) => {
-          res.once("drain", r);
-          abort.signal.addEventListener("abort", () => r(), { once: true });
+          out.once("drain", r);
+          signal.addEventListener("abort", () => r(), { once: true });
         });
       }
     }
   } finally {
-    abort.signal.removeEventListener("abort", cancel);
-    if (abort.signal.aborted) cancel();
-    res.end(() => {
-      if (unread) req.socket?.destroy();
-    });
+    signal.removeEventListener("abort", cancel);
+    if (signal.aborted) cancel();
   }
 }
 
@@ -249,21 +263,7 @@ async function plainAnswer(
   head.push("Connection: close");
   socket.write(new TextEncoder().encode(head.join("\r\n") + "\r\n\r\n"));
   if (method !== "HEAD" && response.body) {
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done || abort.signal.aborted) break;
-        if (!socket.write(value)) {
-          await new Promise<void>((r) => {
-            socket.once("drain", r);
-            abort.signal.addEventListener("abort", () => r(), { once: true });
-          });
-        }
-      }
-    } finally {
-      if (abort.signal.aborted) await reader.cancel().catch(() => {});
-    }
+    await pipeBody(socket, response.body, abort.signal);
   } else {
     await response.body?.cancel();
   }

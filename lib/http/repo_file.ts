@@ -1,84 +1,26 @@
 /**
- * @module Serving OSTree repository files over HTTP, shared by `/repo/<name>/…` and
- * `/build-repo/<id>/…`: the request path grammar, the caching classes of specs/ostree-repos.md
- * §0, download tokens from `Authorization`, and a streamed file response that never leaves the
- * repository it was asked of.
+ * @module Answering HTTP requests for OSTree repository files, shared by `/repo/<name>/…` and
+ * `/build-repo/<id>/…`: validators, conditional GET and Range, small files from memory, the
+ * answer as a Hono response or written on node:http, and download tokens from `Authorization`.
+ * Which paths are served and how a file is found safely is lib/http/repo_path.ts's.
  */
 // @ts-types="@types/fresh"
 import fresh from "fresh";
 import type { Context } from "hono";
 import type { ServerResponse } from "node:http";
-import { join } from "node:path";
 // @ts-types="@types/range-parser"
 import parseRange from "range-parser";
 import type { TokenAuthenticator } from "../tokens/authenticator.ts";
 import { TokenError } from "../tokens/jwt.ts";
 import type { AppEnv, Principal } from "./env.ts";
 import type { SmallFileCache } from "./small_file_cache.ts";
-
-const IMMUTABLE = "public, max-age=31536000, immutable";
-/** The caching class of mutable repository files (summary, refs, config, `.flatpakrepo`). */
-export const SHORT_CACHE = "public, max-age=300";
-
-/** The caching class of a repository file (specs/ostree-repos.md §0, item 7). */
-export function cacheControl(path: string): string {
-  if (
-    /^objects\/[0-9a-f]{2}\/[0-9a-f]{62}\.(commit|dirtree|dirmeta|filez)$/.test(
-      path,
-    )
-  ) return IMMUTABLE;
-  if (/^objects\/[0-9a-f]{2}\/[0-9a-f]{62}\.commitmeta$/.test(path)) {
-    return "public, max-age=86400";
-  }
-  if (
-    /^summaries\/[0-9a-f]{64}\.gz$/.test(path) || path.startsWith("deltas/")
-  ) return IMMUTABLE;
-  if (/^summaries\/[0-9a-f]{64}-[0-9a-f]{64}\.delta$/.test(path)) {
-    return IMMUTABLE;
-  }
-  return SHORT_CACHE;
-}
-
-const SEGMENT = /^[A-Za-z0-9_+-][A-Za-z0-9._+-]*$/;
-const SERVED_TOP = new Set([
-  "config",
-  "objects",
-  "refs",
-  "deltas",
-  "delta-indexes",
-  "summaries",
-  "summary",
-  "summary.sig",
-  "summary.idx",
-  "summary.idx.sig",
-  "appstream",
-]);
-
-/**
- * The repository-relative path of a request, or undefined when it is not a file a client may
- * ask for: no percent-encoding (OSTree names never need it), no empty, dot or hidden segments,
- * only the top-level entries clients fetch (never `tmp/`, `state/` or `.lock`). `rootFile`
- * admits extra files at the top level, matched as a whole single segment (a build repository's
- * `.flatpakref` files).
- */
-export function safeRepoPath(
-  rest: string,
-  options: { rootFile?: RegExp } = {},
-): string | undefined {
-  if (
-    rest.length === 0 || rest.length > 1024 || rest.includes("%") ||
-    rest.includes("\\")
-  ) return undefined;
-  const segments = rest.split("/");
-  // 255: the longest file name Linux allows; a longer segment can only be an attack.
-  if (!segments.every((s) => s.length <= 255 && SEGMENT.test(s))) {
-    return undefined;
-  }
-  const top = segments[0]!;
-  if (SERVED_TOP.has(top)) return segments.join("/");
-  if (segments.length === 1 && options.rootFile?.test(top)) return top;
-  return undefined;
-}
+import {
+  cacheControl,
+  IMMUTABLE,
+  locateInside,
+  openLocated,
+} from "./repo_path.ts";
+import { pipeBody } from "./node_server.ts";
 
 /**
  * The token of an `Authorization` header on a download: `Bearer <token>`, or basic auth with
@@ -109,7 +51,8 @@ export function downloadToken(
 
 /** Files up to this size are read in one go: no stream machinery for the many small objects. */
 const SMALL_FILE = 64 * 1024;
-const CHUNK = 64 * 1024;
+/** Reads of large bodies: few trips to the file system's threads, little memory per client. */
+const CHUNK = 256 * 1024;
 
 /**
  * A strong validator from the file's identity: inode, modification time and size, as nginx
@@ -209,97 +152,6 @@ function readSmall(file: Deno.FsFile, length: number): Uint8Array<ArrayBuffer> {
     return at === length ? buf : buf.slice(0, at);
   } finally {
     file.close();
-  }
-}
-
-/** How long a directory's resolved path is reused (see {@link openInside}). */
-const DIR_TTL_MS = 1000;
-/** More directories than this and the cache starts over (a repository has a few hundred). */
-const DIR_CACHE_MAX = 10_000;
-const realDirs = new Map<string, { real: string; until: number }>();
-
-/** The resolved path of the directory `dir`, reused for DIR_TTL_MS; throws as realPathSync. */
-function realDir(dir: string): string {
-  const now = performance.now();
-  const hit = realDirs.get(dir);
-  if (hit && hit.until > now) return hit.real;
-  const real = Deno.realPathSync(dir);
-  if (realDirs.size >= DIR_CACHE_MAX) realDirs.clear();
-  realDirs.set(dir, { real, until: now + DIR_TTL_MS });
-  return real;
-}
-
-/** Whether `real` lies inside `realRoot` at a path the grammar allows (not tmp/, state/…). */
-function allowedInside(
-  realRoot: string,
-  real: string,
-  options: { rootFile?: RegExp },
-): boolean {
-  return real.startsWith(realRoot + "/") &&
-    safeRepoPath(real.slice(realRoot.length + 1), options) !== undefined;
-}
-
-/**
- * Finds `rel` under `root`, if it exists there as a regular file that resolves inside the root
- * through a path the grammar allows. "missing" only when nothing is at that path: the caller
- * may then try another root; anything else that cannot be served is "refused".
- *
- * A symlink (to a file or a directory) that leads outside the repository serves nothing, and
- * neither does one that leads to a part clients never fetch (tmp/, state/, .lock). The file's
- * directory is resolved once per DIR_TTL_MS (resolving a path costs one system call per
- * component); the file itself is checked on every request: no symlink (else it is resolved in
- * full), a regular file, and then (openLocated) the very file that is opened (same inode).
- *
- * Synchronous on purpose: each async file-system call hops to Deno's blocking thread pool
- * (20–50 µs), which made these few metadata calls cost more than serving a small object
- * (bench/serve.ts). On a local file system they take microseconds, and nginx makes them
- * blocking too. Only regular files are opened, so a FIFO cannot block the event loop.
- */
-function locateInside(
-  root: string,
-  rel: string,
-  options: { rootFile?: RegExp },
-): { path: string; link: Deno.FileInfo } | "missing" | "refused" {
-  const slash = rel.lastIndexOf("/");
-  let realRoot: string;
-  let path: string;
-  let link: Deno.FileInfo;
-  try {
-    realRoot = realDir(root);
-    const parent = slash < 0
-      ? realRoot
-      : realDir(join(root, rel.slice(0, slash)));
-    path = `${parent}/${rel.slice(slash + 1)}`;
-    if (!allowedInside(realRoot, path, options)) return "refused";
-    link = Deno.lstatSync(path);
-    if (link.isSymlink) {
-      path = Deno.realPathSync(path);
-      if (!allowedInside(realRoot, path, options)) return "refused";
-      link = Deno.statSync(path);
-    }
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return "missing";
-    return "refused";
-  }
-  return link.isFile ? { path, link } : "refused";
-}
-
-/** Opens the file {@link locateInside} found, if it is still that file. */
-function openLocated(
-  path: string,
-  link: Deno.FileInfo,
-): { file: Deno.FsFile; info: Deno.FileInfo } | "refused" {
-  try {
-    const file = Deno.openSync(path, { read: true });
-    const info = file.statSync();
-    // Replaced between the check and the open (by a symlink, say): serve nothing.
-    if (!info.isFile || info.ino !== link.ino || info.dev !== link.dev) {
-      file.close();
-      return "refused";
-    }
-    return { file, info };
-  } catch {
-    return "refused";
   }
 }
 
@@ -503,13 +355,9 @@ function answer(
   return { status, headers, body: { file, start, length } };
 }
 
-/** Larger reads for large bodies on node:http: fewer trips to the file system's threads. */
-const NODE_CHUNK = 256 * 1024;
-
 /**
- * Sends an answer on a node:http response, `extra` headers first. A file body is read as the
- * socket drains, so a slow client costs one chunk of memory; a client that goes away stops the
- * reading, and a file that shrank under us cuts the connection rather than send a short body.
+ * Sends an answer on a node:http response, `extra` headers first. A file body streams through
+ * the server's own pipe (back-pressure, and the file closed when the client goes away).
  */
 export function writeRepoFileAnswer(
   res: ServerResponse,
@@ -522,38 +370,15 @@ export function writeRepoFileAnswer(
     res.end(a.body ?? undefined);
     return undefined;
   }
-  return streamRange(res, a.body);
-}
-
-async function streamRange(
-  res: ServerResponse,
-  { file, start, length }: FileRange,
-): Promise<void> {
-  try {
-    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
-    let left = length;
-    while (left > 0 && !res.destroyed) {
-      const buf = new Uint8Array(Math.min(NODE_CHUNK, left));
-      const n = await file.read(buf);
-      if (n === null) break;
-      left -= n;
-      if (!res.write(n === buf.length ? buf : buf.subarray(0, n))) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            res.off("drain", done);
-            res.off("close", done);
-            resolve();
-          };
-          res.on("drain", done);
-          res.on("close", done);
-        });
-      }
-    }
-    if (left > 0) res.destroy();
-    else res.end();
-  } finally {
-    file.close();
-  }
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  res.once("close", onClose);
+  const { file, start, length } = a.body;
+  return pipeBody(res, rangeStream(file, start, length), gone.signal)
+    .finally(() => {
+      res.off("close", onClose);
+      res.end();
+    });
 }
 
 /** Binary keyring bytes as a `.flatpakrepo`/`.flatpakref` `GPGKey` value. */

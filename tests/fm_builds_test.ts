@@ -588,3 +588,95 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "Prefer: wait holds a job poll or a committing build until it moves (native extension)",
+  async (db) => {
+    const { a, server, call } = await setup(db);
+    try {
+      const token = await a.token();
+      const job = await a.deps.queue.enqueue("update-repo", { repo: "stable" });
+      await a.deps.queue.claim("w", ["update-repo"], 30);
+      const poll = (headers: Record<string, string>, offset = 0) =>
+        rawRequest(server.port, "GET", `/api/v1/job/${job.id}`, {
+          Authorization: `Bearer ${token}`,
+          "Content-Type": "application/json",
+          ...headers,
+        }, new TextEncoder().encode(JSON.stringify({ "log-offset": offset })));
+      // Without the header: the immediate answer flat-manager's clients know.
+      const plain = await poll({});
+      assert.equal(plain.status, 200);
+      assert.equal(plain.headers.get("preference-applied"), null);
+      assert.equal(JSON.parse(plain.text()).log, "");
+
+      // Nothing new: held until the job logs.
+      let answered = false;
+      const held = poll({ Prefer: "wait=8" }).then((r) => {
+        answered = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(answered, false, "a poll with nothing new is held");
+      await a.deps.queue.appendLog(job.id, "step one\n");
+      const logged = await held;
+      assert.equal(logged.headers.get("preference-applied"), "wait=8");
+      assert.equal(JSON.parse(logged.text()).log, "step one\n");
+
+      // Something new already: answered at once, still saying the preference applied.
+      const fresh = await poll({ Prefer: "respond-async, wait=3" });
+      assert.equal(JSON.parse(fresh.text()).log, "step one\n");
+      assert.equal(fresh.headers.get("preference-applied"), "wait=3");
+
+      // A wait with nothing happening ends with the same state; over-long waits are capped.
+      const quiet = await poll({ Prefer: "wait=1" }, 9);
+      assert.equal(quiet.status, 200);
+      assert.equal(JSON.parse(quiet.text()).status, 1);
+      assert.equal(
+        (await poll({ Prefer: "wait=0" }, 9)).headers.get("preference-applied"),
+        null,
+        "wait=0 asks for no wait",
+      );
+
+      // The end of the job ends a held poll.
+      const ending = poll({ Prefer: "wait=600" }, 9);
+      await new Promise((r) => setTimeout(r, 100));
+      await a.deps.queue.complete(job.id, "w", {});
+      const ended = await ending;
+      assert.equal(ended.headers.get("preference-applied"), "wait=10");
+      assert.equal(JSON.parse(ended.text()).status, 2);
+
+      // A committing build is held until its commit job changes status.
+      const b = (await call("POST", "/api/v1/build", token, { repo: "stable" }))
+        .json();
+      const commit = await a.deps.queue.enqueue("commit", { build: b.id });
+      await db.query(
+        "UPDATE builds SET repo_state = 1, commit_job_id = $2 WHERE id = $1",
+        [b.id, commit.id],
+      );
+      let extAnswered = false;
+      const ext = call(
+        "GET",
+        `/api/v1/build/${b.id}/extended`,
+        token,
+        undefined,
+        {
+          Prefer: "wait=8",
+        },
+      ).then((r) => {
+        extAnswered = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(extAnswered, false, "a committing build is held");
+      await a.deps.queue.claim("w", ["commit"], 30);
+      await db.query("UPDATE builds SET repo_state = 2 WHERE id = $1", [b.id]);
+      await a.deps.queue.complete(commit.id, "w", {});
+      const extDone = await ext;
+      assert.equal(extDone.headers.get("preference-applied"), "wait=8");
+      assert.equal(extDone.json().build.repo_state, 2);
+    } finally {
+      await server.shutdown();
+      await a.close();
+    }
+  },
+);

@@ -26,6 +26,10 @@ import {
 } from "./multipart.ts";
 import { type RetryOptions, withRetry } from "./retry.ts";
 import {
+  PREFER_HEADER,
+  PREFERENCE_APPLIED_HEADER,
+} from "../http/prefer_wait.ts";
+import {
   type Build,
   type BuildExtended,
   BuildExtendedSchema,
@@ -54,6 +58,16 @@ export interface Located<T> {
   value: T;
   location: string;
 }
+
+/** A poll's answer; `held`: the server applied `Prefer: wait` (lib/http/prefer_wait.ts). */
+export interface Held<T> {
+  value: T;
+  held: boolean;
+}
+
+const preferWait = (seconds: number) => ({
+  [PREFER_HEADER]: `wait=${seconds}`,
+});
 
 /** The API root of a build URL `.../api/v1/build/<id>`: its last two segments removed (§0.5). */
 export function apiUrlOf(buildUrl: string): string {
@@ -162,28 +176,46 @@ export class FlatManagerClient implements Disposable {
     };
   }
 
-  /** Which of `names` the build lacks: gzip JSON GET bodies of ≤ 2000 names each (§3.2). */
+  /**
+   * Which of `names` the build lacks: gzip JSON GET bodies of ≤ 2000 names each (§3.2), up to
+   * `concurrency` requests at once (flat-manager's clients send one at a time), answers in the
+   * order of `names`.
+   */
   async missingObjects(
     buildUrl: string,
     names: readonly string[],
+    concurrency = 1,
   ): Promise<string[]> {
     const url = `${buildUrl}/missing_objects`;
-    const missing: string[] = [];
+    const schema = z.object({ missing: z.array(z.string()) });
+    const chunks: string[][] = [];
     for (let i = 0; i < names.length; i += MISSING_OBJECTS_CHUNK) {
-      const wanted = names.slice(i, i + MISSING_OBJECTS_CHUNK);
-      const res = await this.#request({
-        method: "GET",
-        url,
-        headers: {
-          "Content-Encoding": "gzip",
-          "Content-Type": "application/json",
-        },
-        body: gzipSync(JSON.stringify({ wanted })),
-      });
-      const schema = z.object({ missing: z.array(z.string()) });
-      missing.push(...this.#parse(res, schema, url).missing);
+      chunks.push(names.slice(i, i + MISSING_OBJECTS_CHUNK));
     }
-    return missing;
+    const answers: string[][] = [];
+    let next = 0;
+    const lane = async () => {
+      while (next < chunks.length) {
+        const i = next++;
+        const res = await this.#request({
+          method: "GET",
+          url,
+          headers: {
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+          },
+          body: gzipSync(JSON.stringify({ wanted: chunks[i] })),
+        });
+        answers[i] = this.#parse(res, schema, url).missing;
+      }
+    };
+    await Promise.all(
+      Array.from(
+        { length: Math.max(1, Math.min(concurrency, chunks.length)) },
+        lane,
+      ),
+    );
+    return answers.flat();
   }
 
   /**
@@ -280,12 +312,31 @@ export class FlatManagerClient implements Disposable {
     logOffset?: number,
     opts: { retry?: boolean } = {},
   ): Promise<Job> {
+    return (await this.pollJob(jobUrl, logOffset, opts)).value;
+  }
+
+  /**
+   * {@link getJob}, asking with `wait` (seconds) that a poll finding nothing new be held until
+   * the job moves (`Prefer: wait`, lib/http/prefer_wait.ts). `held` says the server applied it,
+   * so the caller need not sleep; flat-manager ignores the header and `held` is false.
+   */
+  async pollJob(
+    jobUrl: string,
+    logOffset?: number,
+    opts: { retry?: boolean; wait?: number } = {},
+  ): Promise<Held<Job>> {
     const body = logOffset === undefined ? {} : { "log-offset": logOffset };
-    const res = await this.#request(
-      { method: "GET", url: jobUrl, ...json(body) },
-      opts.retry ?? true,
-    );
-    return this.#parse(res, JobSchema, jobUrl);
+    const { headers, ...rest } = json(body);
+    const res = await this.#request({
+      method: "GET",
+      url: jobUrl,
+      ...rest,
+      headers: opts.wait ? { ...headers, ...preferWait(opts.wait) } : headers,
+    }, opts.retry ?? true);
+    return {
+      value: this.#parse(res, JobSchema, jobUrl),
+      held: res.headers.has(PREFERENCE_APPLIED_HEADER),
+    };
   }
 
   /** `GET` the build. */
@@ -296,12 +347,29 @@ export class FlatManagerClient implements Disposable {
 
   /** `GET <build>/extended`; null on 404, which clients take for an old server without checks. */
   async getBuildExtended(buildUrl: string): Promise<BuildExtended | null> {
+    return (await this.pollBuildExtended(buildUrl)).value;
+  }
+
+  /** {@link getBuildExtended}, held while the build is committing when `wait` is given. */
+  async pollBuildExtended(
+    buildUrl: string,
+    wait?: number,
+  ): Promise<Held<BuildExtended | null>> {
     const url = `${buildUrl}/extended`;
     try {
-      const res = await this.#request({ method: "GET", url });
-      return this.#parse(res, BuildExtendedSchema, url);
+      const res = await this.#request({
+        method: "GET",
+        url,
+        ...(wait ? { headers: preferWait(wait) } : {}),
+      });
+      return {
+        value: this.#parse(res, BuildExtendedSchema, url),
+        held: res.headers.has(PREFERENCE_APPLIED_HEADER),
+      };
     } catch (e) {
-      if (e instanceof FlatManagerApiError && e.status === 404) return null;
+      if (e instanceof FlatManagerApiError && e.status === 404) {
+        return { value: null, held: false };
+      }
       throw e;
     }
   }

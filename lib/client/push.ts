@@ -28,7 +28,8 @@ import {
   uploadAll,
   uploadBatches,
 } from "./upload_objects.ts";
-import { waitForJob } from "./wait_for_job.ts";
+import { waitForJob, type WaitForJobOptions } from "./wait_for_job.ts";
+import { MAX_WAIT_SECONDS } from "../http/prefer_wait.ts";
 
 export type { PushProgress } from "./upload_objects.ts";
 
@@ -67,6 +68,11 @@ export interface PushOptions {
   uploadConcurrency?: number;
   /** Sleeps of the job polls; injectable for tests. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Seconds each poll may be held on the server until the job or build moves (`Prefer: wait`,
+   * lib/http/prefer_wait.ts); flat-manager ignores it. Default 10; 0 polls plainly.
+   */
+  pollWait?: number;
 }
 
 /** A job the push waited for or started, with its `Location` and parsed `results`. */
@@ -100,7 +106,8 @@ export async function push(opts: PushOptions): Promise<PushResult> {
     ...(opts.transport ? { transport: opts.transport } : {}),
     ...(opts.retry ? { retry: opts.retry } : {}),
   });
-  const poll = { log, sleep };
+  const wait = opts.pollWait ?? MAX_WAIT_SECONDS;
+  const poll = { log, sleep, ...(wait > 0 ? { wait } : {}) };
 
   await assertArchiveRepo(opts.repoPath);
   const refs = await resolveRefs(opts.repoPath, opts.refs);
@@ -113,15 +120,19 @@ export async function push(opts: PushOptions): Promise<PushResult> {
   log(`Remote missing ${missingMetadata.length} of those`);
   const files = await fileObjects(opts.repoPath, metadata);
   log(`Has ${files.length} file objects for those`);
-  const missingFiles = await client.missingObjects(buildUrl, files);
+  const missingFiles = await client.missingObjects(
+    buildUrl,
+    files,
+    opts.uploadConcurrency ?? 1,
+  );
   log(`Remote missing ${missingFiles.length} of those`);
 
   // §5.2 step 7: file objects before metadata, so a stored commit always has its tree.
   const groups: [PushProgress["phase"], UploadFile[][]][] = [
-    ["files", uploadBatches(await objectFiles(opts.repoPath, missingFiles))],
+    ["files", uploadBatches(objectFiles(opts.repoPath, missingFiles))],
     [
       "metadata",
-      uploadBatches(await objectFiles(opts.repoPath, missingMetadata)),
+      uploadBatches(objectFiles(opts.repoPath, missingMetadata)),
     ],
   ];
   const deltas = await deltaFiles(opts.repoPath, refs, opts.ignoreDelta, log);
@@ -157,7 +168,7 @@ export async function push(opts: PushOptions): Promise<PushResult> {
       ...(opts.tokenType !== undefined ? { tokenType: opts.tokenType } : {}),
     });
     // §5.4 steps 9–11: a commit is always waited for, checks included.
-    await waitForChecks(client, buildUrl, log, sleep);
+    await waitForChecks(client, buildUrl, poll);
     log("Waiting for commit job");
     const job = await waitForJob(client, started.location, poll);
     result.commitJob = {
@@ -200,20 +211,21 @@ export async function push(opts: PushOptions): Promise<PushResult> {
 async function waitForChecks(
   client: FlatManagerClient,
   buildUrl: string,
-  log: (line: string) => void,
-  sleep: (ms: number) => Promise<void>,
+  poll: WaitForJobOptions & Required<Pick<WaitForJobOptions, "sleep">>,
 ): Promise<void> {
-  let ext = await client.getBuildExtended(buildUrl);
+  const { log = () => {}, sleep, wait } = poll;
+  let { value: ext, held } = await client.pollBuildExtended(buildUrl, wait);
   while (ext && ext.build.repo_state === RepoState.Committing) {
-    await sleep(COMMITTING_POLL_MS);
-    ext = await client.getBuildExtended(buildUrl);
+    // A held answer already waited on the server (`Prefer: wait`).
+    if (!held) await sleep(COMMITTING_POLL_MS);
+    ({ value: ext, held } = await client.pollBuildExtended(buildUrl, wait));
   }
   const checks = ext?.checks ?? [];
   if (checks.length === 0) return;
   for (const check of checks) {
     log(`Waiting for check ${check.check_name}`);
     const url = `${buildUrl}/check/${encodeURIComponent(check.check_name)}/job`;
-    await waitForJob(client, url, { log, sleep });
+    await waitForJob(client, url, poll);
   }
   ext = await client.getBuildExtended(buildUrl);
   const failed = (ext?.checks ?? []).filter((c) =>

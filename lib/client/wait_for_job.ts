@@ -1,7 +1,8 @@
 /**
  * @module The clients' job poll loop (specs/flat-manager-api.md §4.4): fetch the job with the
  * log offset printed so far, print new log lines as `| ` lines, back off while nothing changes,
- * tolerate a few errors, and end on status 2 (success) or 3 (failure).
+ * tolerate a few errors, and end on status 2 (success) or 3 (failure). Against Flatyard the polls
+ * may be held until the job moves (`Prefer: wait`), so its end is seen when it happens.
  */
 import { ConnectionError } from "./http_transport.ts";
 import type { FlatManagerClient } from "./flat_manager_client.ts";
@@ -36,6 +37,11 @@ export interface WaitForJobOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Injectable for tests: the time in milliseconds since the epoch. */
   now?: () => number;
+  /**
+   * Seconds a poll may be held on the server until the job moves (`Prefer: wait`); a held
+   * answer is followed by the next poll at once instead of a sleep. Unset: plain polling.
+   */
+  wait?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -62,8 +68,12 @@ export async function waitForJob(
   let oldStatus: number = JobStatus.New;
   while (true) {
     let job: Job | undefined;
+    let held = false;
     try {
-      job = await client.getJob(jobUrl, printed, { retry: false });
+      ({ value: job, held } = await client.pollJob(jobUrl, printed, {
+        retry: false,
+        ...(opts.wait ? { wait: opts.wait } : {}),
+      }));
     } catch (e) {
       const status = e instanceof FlatManagerApiError ? e.status : undefined;
       if (status === undefined && !(e instanceof ConnectionError)) throw e;
@@ -107,6 +117,7 @@ export async function waitForJob(
         throw new FailedJobError(jobUrl, job);
       }
     }
-    await sleep(pollDelayMs(sinceChange));
+    // A held poll already waited on the server for the job to move.
+    if (!held) await sleep(pollDelayMs(sinceChange));
   }
 }

@@ -15,8 +15,9 @@ const enc = new TextEncoder();
 type Step = Record<string, unknown> | number | Error;
 
 /** Polls answered from `steps` in turn (a number is an error status); records offsets and sleeps. */
-async function poll(steps: Step[], now = 0) {
+async function poll(steps: Step[], now = 0, held = false) {
   const offsets: unknown[] = [];
+  const prefers: (string | undefined)[] = [];
   const sleeps: number[] = [];
   const lines: string[] = [];
   let i = 0;
@@ -26,6 +27,7 @@ async function poll(steps: Step[], now = 0) {
         new TextDecoder().decode(req.body as Uint8Array),
       )["log-offset"],
     );
+    prefers.push(req.headers?.["Prefer"]);
     const s = steps[Math.min(i++, steps.length - 1)]!;
     if (s instanceof Error) return Promise.reject(s);
     const status = typeof s === "number" ? s : 200;
@@ -40,12 +42,13 @@ async function poll(steps: Step[], now = 0) {
       });
     return Promise.resolve({
       status,
-      headers: new Headers(),
+      headers: new Headers(held ? { "Preference-Applied": "wait=10" } : {}),
       body: enc.encode(body),
     });
   };
   using client = new FlatManagerClient({ token: "t", transport });
   const result = await waitForJob(client, URL_, {
+    ...(held ? { wait: 10 } : {}),
     log: (l) => lines.push(l),
     now: () => now,
     sleep: (ms) => {
@@ -53,7 +56,7 @@ async function poll(steps: Step[], now = 0) {
       return Promise.resolve();
     },
   }).then((job) => ({ job }), (error) => ({ error }));
-  return { ...result, offsets, sleeps, lines, polls: i };
+  return { ...result, offsets, sleeps, lines, polls: i, prefers };
 }
 
 Deno.test("the sleep between polls follows the clients' schedule", () => {
@@ -152,4 +155,23 @@ Deno.test("five errors in a row are ignored, the sixth is thrown", async (t) => 
     ]);
     assert.ok("job" in r);
   });
+});
+
+Deno.test("a server that holds polls (Prefer: wait) is polled again without a sleep", async () => {
+  const held = await poll(
+    [{ status: 1 }, { status: 1, log: "a\n" }, {
+      status: 2,
+    }],
+    0,
+    true,
+  );
+  assert.ok("job" in held);
+  assert.deepEqual(held.sleeps, []);
+  assert.deepEqual(held.prefers, ["wait=10", "wait=10", "wait=10"]);
+  // The same answers without Preference-Applied: the usual schedule, and no header sent.
+  const plain = await poll([{ status: 1 }, { status: 1, log: "a\n" }, {
+    status: 2,
+  }]);
+  assert.deepEqual(plain.sleeps, [pollDelayMs(1), pollDelayMs(0)]);
+  assert.deepEqual(plain.prefers, [undefined, undefined, undefined]);
 });

@@ -121,10 +121,11 @@ class Parser {
       } finally {
         await pulling.catch(() => {});
         // Later reads would race the parser for the body: the part is over for its consumer.
-        const late = new MultipartError(
-          `Multipart part ${count} read too late`,
-        );
-        if (open) controller.error(late);
+        if (open) {
+          controller.error(
+            new MultipartError(`Multipart part ${count} read too late`),
+          );
+        }
         open = false;
       }
       if (this.#fatal) throw this.#fatal;

@@ -20,6 +20,13 @@ import {
   RepoState,
 } from "../../lib/builds/build_store.ts";
 import { flatManagerAuth } from "../../lib/http/auth.ts";
+import {
+  PREFER_HEADER,
+  PREFERENCE_APPLIED_HEADER,
+  preferredWait,
+  waitForChange,
+} from "../../lib/http/prefer_wait.ts";
+import { channels } from "../../lib/queue/queue.ts";
 import type { AppEnv } from "../../lib/http/env.ts";
 import { flatManagerValidationHook, fm } from "../../lib/http/errors.ts";
 import {
@@ -173,10 +180,28 @@ export function createFlatManagerBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       "get",
       "/api/v1/build/{id}/extended",
       "Get a build with its refs and checks (§1.4)",
-      "",
+      "Native extension: with `Prefer: wait=N` (RFC 7240, N ≤ 10) a build still committing " +
+        "is held until its commit job changes status, at most N seconds, and answered with " +
+        "`Preference-Applied`.",
     ),
     async (c) => {
-      const { build } = await authorizedBuild(c, deps.db, ["build", "upload"]);
+      let { build } = await authorizedBuild(c, deps.db, ["build", "upload"]);
+      const wait = preferredWait(c.req.header(PREFER_HEADER));
+      if (wait !== undefined) {
+        // What the clients poll for after a commit (§5.4 step 9): the end of Committing.
+        const jobId = build.commitJobId;
+        if (build.repoState === RepoState.Committing && jobId !== null) {
+          build = await waitForChange(
+            deps.bus,
+            [channels.status(jobId)],
+            wait,
+            async () => (await buildStore.get(deps.db, build.id)) ?? build,
+            (b) => b.repoState !== RepoState.Committing,
+            c.req.raw.signal,
+          );
+        }
+        c.header(PREFERENCE_APPLIED_HEADER, `wait=${wait}`);
+      }
       const refs = await buildStore.refs(deps.db, build.id);
       return c.json({
         build: buildJson(build),

@@ -11,6 +11,14 @@ import type { Deps } from "../../lib/deps.ts";
 import { jobJson } from "../../lib/builds/fm_json.ts";
 import { CheckStatus, checkStore } from "../../lib/builds/checks.ts";
 import { flatManagerAuth } from "../../lib/http/auth.ts";
+import {
+  PREFER_HEADER,
+  PREFERENCE_APPLIED_HEADER,
+  preferredWait,
+  waitForChange,
+} from "../../lib/http/prefer_wait.ts";
+import { channels } from "../../lib/queue/queue.ts";
+import { type Job, terminalStatuses } from "../../lib/queue/job.ts";
 import type { AppEnv } from "../../lib/http/env.ts";
 import { flatManagerValidationHook, fm } from "../../lib/http/errors.ts";
 import {
@@ -38,7 +46,10 @@ const route = (
     path,
     tags: ["flat-manager"],
     summary,
-    description: 'GET with an optional JSON body `{"log-offset": N}` (bytes).',
+    description:
+      'GET with an optional JSON body `{"log-offset": N}` (bytes). Native extension: with ' +
+      "`Prefer: wait=N` (RFC 7240, N ≤ 10) a poll that finds nothing new is held until the job " +
+      "logs or changes status, at most N seconds, and answered with `Preference-Applied`.",
     security: flatManagerSecurity,
     middleware: [auth] as const,
     responses: {
@@ -62,10 +73,35 @@ export function createFlatManagerJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
 
   async function respond(c: Context<AppEnv>, jobId: number | null) {
     const body = await fmBody(c, LogOffset, { emptyIsObject: true });
-    const job = jobId === null ? undefined : await deps.queue.get(jobId);
-    if (!job) throw fm.notFound();
-    const { text } = await deps.queue.readLog(job.id, body["log-offset"] ?? 0);
-    return c.json(jobJson(job, text), 200);
+    const offset = body["log-offset"] ?? 0;
+    const read = async (id: number) => {
+      const job = await deps.queue.get(id);
+      if (!job) throw fm.notFound();
+      return { job, text: (await deps.queue.readLog(id, offset)).text };
+    };
+    if (jobId === null) throw fm.notFound();
+    let state = await read(jobId);
+    // Something new for the poller: log past its offset, or another status (started, ended).
+    const first = state.job.status;
+    const settled = (s: { job: Job; text: string }) =>
+      s.text.length > 0 || s.job.status !== first ||
+      terminalStatuses.includes(s.job.status);
+    const wait = preferredWait(c.req.header(PREFER_HEADER));
+    if (wait !== undefined) {
+      // Held until the job logs or changes status (lib/http/prefer_wait.ts).
+      if (!settled(state)) {
+        state = await waitForChange(
+          deps.bus,
+          [channels.log(jobId), channels.status(jobId)],
+          wait,
+          () => read(jobId),
+          settled,
+          c.req.raw.signal,
+        );
+      }
+      c.header(PREFERENCE_APPLIED_HEADER, `wait=${wait}`);
+    }
+    return c.json(jobJson(state.job, state.text), 200);
   }
 
   app.openapi(

@@ -82,8 +82,6 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       const tmpDir = join(upload, "tmp", "flatyard-upload");
       await Deno.mkdir(tmpDir, { recursive: true });
       const sizes: number[] = [];
-      // Object directories made by this request: one mkdir per directory, not per object.
-      const made = new Set<string>();
       try {
         await parseMultipart(c.req.raw.body, contentType, async (part) => {
           if (part.disposition === undefined) {
@@ -140,12 +138,14 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
             file.close();
             closed = true;
             const final = join(upload, name.relPath);
-            const dir = dirname(final);
-            if (!made.has(dir)) {
-              Deno.mkdirSync(dir, { recursive: true });
-              made.add(dir);
+            try {
+              Deno.renameSync(tmp, final);
+            } catch (err) {
+              // The object's directory (objects/xx/, deltas/…) comes with its first object.
+              if (!(err instanceof Deno.errors.NotFound)) throw err;
+              Deno.mkdirSync(dirname(final), { recursive: true });
+              Deno.renameSync(tmp, final);
             }
-            Deno.renameSync(tmp, final);
             sizes.push(size);
           } catch (err) {
             hasher.abort();

@@ -6,9 +6,12 @@
  * ratio Flatyard/nginx (targets: 0.7x small, 0.9x large), and Flatyard's RSS before and after.
  * Needs `nginx` and `wrk` (`./scripts/setup.sh bench`) and the `ostree` CLI.
  *
- *   deno run -A bench/serve.ts [--objects 2000] [--large-mib 8] [--seconds 10] [--connections 16]
- *                              [--only small|large]
+ *   deno run -A bench/serve.ts [--objects 2000] [--large-mib 8] [--seconds 6] [--rounds 3]
+ *                              [--connections 16] [--only small|large]
  *
+ * Each kind is measured in `--rounds` rounds, both servers back to back in each (the order
+ * alternating), and the ratio printed is the median of the rounds' ratios: this VM's speed, and
+ * nginx's with it, drifts by 20% from one run to the next.
  * `--only` measures one kind (with BENCH_PROFILE=DIR, a CPU profile of just that load).
  */
 import { join } from "node:path";
@@ -24,7 +27,8 @@ const { values } = parseArgs({
   options: {
     objects: { type: "string", default: "2000" },
     "large-mib": { type: "string", default: "8" },
-    seconds: { type: "string", default: "10" },
+    seconds: { type: "string", default: "6" },
+    rounds: { type: "string", default: "3" },
     connections: { type: "string", default: "16" },
     only: { type: "string" },
   },
@@ -294,36 +298,55 @@ try {
     await load(nginxBase, paths, work, 2);
   }
   const rssBefore = await rssKib(pid);
-  const results: [string, string, Awaited<ReturnType<typeof load>>][] = [];
+  // Rounds alternate which server goes first, and each round's ratio compares two runs made
+  // back to back: this VM's speed drifts by 20% between runs, and nginx's with it.
+  const rounds = Math.max(1, Number(values.rounds));
+  const results: {
+    kind: string;
+    round: number;
+    fy: Awaited<ReturnType<typeof load>>;
+    ng: Awaited<ReturnType<typeof load>>;
+  }[] = [];
   for (const [kind, paths] of kinds) {
-    for (
-      const [who, url] of [["flatyard", base], ["nginx", nginxBase]] as const
-    ) {
-      results.push([kind, who, await load(url, paths, work, seconds)]);
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? [base, nginxBase] : [nginxBase, base];
+      const [a, b] = [
+        await load(order[0]!, paths, work, seconds),
+        await load(order[1]!, paths, work, seconds),
+      ];
+      const [fy, ng] = order[0] === base ? [a, b] : [b, a];
+      results.push({ kind, round, fy, ng });
     }
   }
   const rssAfter = await rssKib(pid);
 
   say("");
-  say("kind   server     requests/s    p99 ms   errors");
-  for (const [kind, who, r] of results) {
-    say(
-      `${kind.padEnd(6)} ${who.padEnd(9)} ${r.rps.toFixed(0).padStart(11)} ${
-        r.p99.toFixed(2).padStart(9)
-      }   ${r.errors || "-"}`,
-    );
+  say("kind   round server     requests/s    p99 ms   errors");
+  for (const { kind, round, fy, ng } of results) {
+    for (const [who, r] of [["flatyard", fy], ["nginx", ng]] as const) {
+      say(
+        `${kind.padEnd(6)} ${String(round).padStart(5)} ${who.padEnd(9)} ${
+          r.rps.toFixed(0).padStart(11)
+        } ${r.p99.toFixed(2).padStart(9)}   ${r.errors || "-"}`,
+      );
+    }
   }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = Math.floor(s.length / 2);
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
   for (const [kind, target] of [["small", 0.7], ["large", 0.9]] as const) {
-    if (!kinds.some(([k]) => k === kind)) continue;
-    const fy = results.find(([k, w]) => k === kind && w === "flatyard")![2];
-    const ng = results.find(([k, w]) => k === kind && w === "nginx")![2];
-    const ratio = fy.rps / ng.rps;
+    const runs = results.filter((r) => r.kind === kind);
+    if (runs.length === 0) continue;
+    const ratios = runs.map((r) => r.fy.rps / r.ng.rps);
+    const ratio = median(ratios);
     say(
-      `${kind}: Flatyard/nginx = ${
-        ratio.toFixed(2)
-      }x requests/s (target ${target}x: ${
-        ratio >= target ? "met" : "NOT met"
-      }); p99 ${fy.p99.toFixed(2)} ms vs ${ng.p99.toFixed(2)} ms`,
+      `${kind}: Flatyard/nginx = ${ratio.toFixed(2)}x requests/s, median of ${
+        ratios.map((x) => x.toFixed(2)).join(", ")
+      } (target ${target}x: ${ratio >= target ? "met" : "NOT met"}); p99 ${
+        median(runs.map((r) => r.fy.p99)).toFixed(2)
+      } ms vs ${median(runs.map((r) => r.ng.p99)).toFixed(2)} ms`,
     );
   }
   say(

@@ -83,16 +83,31 @@ function renderFamily(f: Family): string[] {
   return out;
 }
 
+interface RequestCount {
+  labels: Record<string, string>;
+  n: number;
+}
+
+interface Duration {
+  labels: Record<string, string>;
+  /** Per bucket, the requests that fell in it and in no smaller one. */
+  counts: number[];
+  sum: number;
+  n: number;
+}
+
+interface RouteSeries {
+  duration: Duration;
+  byStatus: Map<number, RequestCount>;
+}
+
 /** Holds the process's metrics. */
 export class Metrics {
-  private requests = new Map<
-    string,
-    { labels: Record<string, string>; n: number }
-  >();
-  private durations = new Map<
-    string,
-    { labels: Record<string, string>; counts: number[]; sum: number; n: number }
-  >();
+  // Series in the order they were first seen (the exposition order), and reached on each
+  // request through route, method and status without building a key string.
+  private requests: RequestCount[] = [];
+  private durations: Duration[] = [];
+  #byRoute = new Map<string, Map<string, RouteSeries>>();
   private gauges: GaugeSource[] = [];
   private sources = new Map<string, FamilySource>();
 
@@ -103,28 +118,32 @@ export class Metrics {
     status: number,
     seconds: number,
   ): void {
-    // Plain string keys: this runs for every request, repository files included.
-    const key = `${method} ${status} ${route}`;
-    let r = this.requests.get(key);
-    if (!r) {
-      r = { labels: { method, route, status: String(status) }, n: 0 };
-      this.requests.set(key, r);
-    }
-    r.n++;
-    const dkey = `${method} ${route}`;
-    let d = this.durations.get(dkey);
-    if (!d) {
-      d = {
+    // This runs for every request, each repository file of a pull included.
+    let methods = this.#byRoute.get(route);
+    if (!methods) this.#byRoute.set(route, methods = new Map());
+    let series = methods.get(method);
+    if (!series) {
+      const duration: Duration = {
         labels: { method, route },
         counts: buckets.map(() => 0),
         sum: 0,
         n: 0,
       };
-      this.durations.set(dkey, d);
+      this.durations.push(duration);
+      methods.set(method, series = { duration, byStatus: new Map() });
     }
-    buckets.forEach((b, i) => {
-      if (seconds <= b) d.counts[i]!++;
-    });
+    let count = series.byStatus.get(status);
+    if (!count) {
+      count = { labels: { method, route, status: String(status) }, n: 0 };
+      this.requests.push(count);
+      series.byStatus.set(status, count);
+    }
+    count.n++;
+    const d = series.duration;
+    // One count in the first bucket that holds it; made cumulative when rendered.
+    let i = 0;
+    while (i < buckets.length && seconds > buckets[i]!) i++;
+    if (i < buckets.length) d.counts[i]!++;
     d.sum += seconds;
     d.n++;
   }
@@ -144,19 +163,21 @@ export class Metrics {
       "# HELP flatyard_http_requests_total HTTP requests by method, route and status.",
       "# TYPE flatyard_http_requests_total counter",
     ];
-    for (const r of this.requests.values()) {
+    for (const r of this.requests) {
       out.push(`flatyard_http_requests_total${labels(r.labels)} ${r.n}`);
     }
     out.push(
       "# HELP flatyard_http_request_duration_seconds HTTP request latency by method and route.",
       "# TYPE flatyard_http_request_duration_seconds histogram",
     );
-    for (const d of this.durations.values()) {
+    for (const d of this.durations) {
+      let below = 0;
       buckets.forEach((b, i) => {
+        below += d.counts[i]!;
         out.push(
           `flatyard_http_request_duration_seconds_bucket${
             labels({ ...d.labels, le: String(b) })
-          } ${d.counts[i]}`,
+          } ${below}`,
         );
       });
       out.push(

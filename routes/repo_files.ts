@@ -30,12 +30,14 @@ import {
   writeRepoFileAnswer,
 } from "../lib/http/repo_file.ts";
 import { safeRepoPath, SHORT_CACHE } from "../lib/http/repo_path.ts";
+import { ReadyAnswers } from "../lib/http/ready_answers.ts";
 import { recordRequest } from "../lib/http/request_log.ts";
 import {
   FILE_SECURITY_HEADERS,
   requestIdFrom,
 } from "../lib/http/security_headers.ts";
 import type { HeaderReader } from "../lib/stats/observer.ts";
+import { mayCountAsDownload } from "../lib/stats/counting.ts";
 import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
@@ -95,6 +97,19 @@ function answerFile(
     }
   }
   return a;
+}
+
+/** A request header as one string. */
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** Asks for the whole file, unconditionally: its answer is the same 200 every time. */
+function plain(req: IncomingMessage): boolean {
+  const h = req.headers;
+  return h.range === undefined && h["if-none-match"] === undefined &&
+    h["if-modified-since"] === undefined;
 }
 
 /** The `.flatpakrepo` and file routes. */
@@ -180,6 +195,27 @@ export function createRepoFileRoutes(deps: Deps): OpenAPIHono<AppEnv> {
  * statistics, metrics and request log are the app route's: the same functions make them.
  */
 export function createRepoFileFastPath(deps: Deps): FastPath {
+  const ready = deps.fileCache.maxBytes > 0
+    ? new ReadyAnswers(deps.fileCache)
+    : undefined;
+
+  /** The metrics and request log of an answered request. */
+  const record = (
+    req: IncomingMessage,
+    path: string,
+    status: number,
+    requestId: string,
+    started: number,
+  ) =>
+    recordRequest(deps, {
+      requestId,
+      method: req.method!,
+      route: REPO_FILE_ROUTE,
+      path,
+      status,
+      seconds: (performance.now() - started) / 1000,
+    });
+
   /** Answers for `repo`, which the request may read; synchronous unless a large file streams. */
   function send(
     req: IncomingMessage,
@@ -187,36 +223,39 @@ export function createRepoFileFastPath(deps: Deps): FastPath {
     repo: Repo,
     rel: string,
     path: string,
-    header: (n: string) => string | undefined,
     started: number,
   ): boolean | Promise<boolean> {
     const method = req.method!;
+    const get = (n: string) => header(req, n);
     const a = answerFile(deps, repo, rel, {
       method,
-      header,
-      headers: { get: (n) => header(n) ?? null },
+      header: get,
+      headers: { get: (n) => get(n) ?? null },
     });
     if (!a) return false;
-    const requestId = requestIdFrom(header("x-request-id"));
-    const record = () =>
-      recordRequest(deps, {
-        requestId,
-        method,
-        route: REPO_FILE_ROUTE,
-        path,
-        status: a.status,
-        seconds: (performance.now() - started) / 1000,
+    if (
+      ready && a.cached && method === "GET" && repo.public && plain(req) &&
+      !mayCountAsDownload(rel)
+    ) {
+      // The same answer for the next plain GET of this path (lib/http/ready_answers.ts).
+      ready.set(path, {
+        repo: repo.name,
+        headers: { ...FILE_SECURITY_HEADERS, ...a.headers },
+        body: a.body as Uint8Array,
+        cached: a.cached,
       });
+    }
+    const requestId = requestIdFrom(get("x-request-id"));
     const streaming = writeRepoFileAnswer(res, a, {
       "X-Request-Id": requestId,
       ...FILE_SECURITY_HEADERS,
     });
     if (!streaming) {
-      record();
+      record(req, path, a.status, requestId, started);
       return true;
     }
     return streaming.then(() => {
-      record();
+      record(req, path, a.status, requestId, started);
       return true;
     });
   }
@@ -233,28 +272,31 @@ export function createRepoFileFastPath(deps: Deps): FastPath {
     const started = performance.now();
     const query = url.indexOf("?");
     const path = query < 0 ? url : url.slice(0, query);
+    // The commonest request of a pull, answered as it was last time.
+    const r = method === "GET" && plain(req) ? ready?.get(path) : undefined;
+    if (r && deps.repoRows.peek(r.repo)?.public) {
+      const requestId = requestIdFrom(header(req, "x-request-id"));
+      res.writeHead(200, { "X-Request-Id": requestId, ...r.headers });
+      res.end(r.body);
+      record(req, path, 200, requestId, started);
+      return true;
+    }
     const slash = path.indexOf("/", 6);
     if (slash < 0) return false;
     const name = path.slice(6, slash);
     if (!REPO_NAME_RE.test(name)) return false;
     const rel = safeRepoPath(path.slice(slash + 1));
     if (rel === undefined) return false;
-    const header = (n: string): string | undefined => {
-      const v = req.headers[n];
-      return Array.isArray(v) ? v.join(", ") : v;
-    };
     const held = deps.repoRows.peek(name);
     // The common case, a public repository whose row is at hand, runs without a promise.
-    if (held?.public) {
-      return send(req, res, held, rel, path, header, started);
-    }
+    if (held?.public) return send(req, res, held, rel, path, started);
     return (async () => {
       const repo = held ?? await deps.repoRows.get(name);
       if (
         !repo ||
-        await mayDownload(deps, repo, header("authorization")) !== true
+        await mayDownload(deps, repo, header(req, "authorization")) !== true
       ) return false;
-      return await send(req, res, repo, rel, path, header, started);
+      return await send(req, res, repo, rel, path, started);
     })();
   };
 }

@@ -718,6 +718,93 @@ for (const mode of ["app", "fast path"] as const) {
         );
 
         await t.step(
+          "a repeated plain GET gets the same answer, which ends with its file or visibility",
+          async () => {
+            const object = find(/^objects\/.+\.dirtree$/);
+            const path = `/repo/main/${object}`;
+            const viaApp = await a.app.request(path);
+            const want = {
+              headers: comparable(viaApp.headers),
+              body: new Uint8Array(await viaApp.arrayBuffer()),
+            };
+            // The third GET onwards is written from the answer kept by the fast path.
+            for (let i = 0; i < 4; i++) {
+              const res = await fetch(`${base}${path}`);
+              assert.equal(res.status, 200);
+              assert.deepEqual(
+                comparable(res.headers),
+                want.headers,
+                `GET ${i}`,
+              );
+              assert.deepEqual(
+                new Uint8Array(await res.arrayBuffer()),
+                want.body,
+              );
+              assert.match(
+                res.headers.get("x-request-id") ?? "",
+                /^[0-9a-f-]{36}$/,
+              );
+            }
+            const ranged = await rawRequest(server.port, "GET", path, {
+              Range: "bytes=0-1",
+            });
+            assert.equal(ranged.status, 206);
+            assert.deepEqual(ranged.body, want.body.subarray(0, 2));
+            const etag = want.headers["etag"]!;
+            const fresh = await rawRequest(server.port, "GET", path, {
+              "If-None-Match": etag,
+            });
+            assert.equal(fresh.status, 304);
+            const head = await rawRequest(server.port, "HEAD", path, {});
+            assert.equal(head.status, 200);
+            assert.equal(head.body.length, 0);
+            assert.equal(
+              head.headers.get("content-length"),
+              String(want.body.length),
+            );
+            const commitGets = observed.length;
+            for (let i = 0; i < 3; i++) {
+              const res = await fetch(`${base}/repo/main/${commit}`);
+              await res.body?.cancel();
+            }
+            assert.equal(
+              observed.length - commitGets,
+              3,
+              "every GET of a commit object reaches the download statistics",
+            );
+            const status = async () => {
+              const res = await fetch(`${base}${path}`);
+              await res.body?.cancel();
+              return res.status;
+            };
+            for (
+              const [visible, expected] of [[false, 401], [true, 200]] as const
+            ) {
+              await expectJson(
+                await a.req("PATCH", "/api/v1/repos/main", {
+                  token: s,
+                  body: { public: visible },
+                }),
+                200,
+              );
+              assert.equal(await status(), expected, `public: ${visible}`);
+            }
+            // Pruned: no longer answered once its file is due for a look.
+            await Deno.rename(join(repo, object), join(data, "pruned-object"));
+            try {
+              await new Promise((r) => setTimeout(r, RECHECK_MS + 50));
+              assert.equal(await status(), 404);
+            } finally {
+              await Deno.rename(
+                join(data, "pruned-object"),
+                join(repo, object),
+              );
+            }
+            assert.equal(await status(), 200);
+          },
+        );
+
+        await t.step(
           "small objects are served from memory while they are the file on disk",
           async () => {
             const cache = a.deps.fileCache;

@@ -13,7 +13,7 @@ import parseRange from "range-parser";
 import type { TokenAuthenticator } from "../tokens/authenticator.ts";
 import { TokenError } from "../tokens/jwt.ts";
 import type { AppEnv, Principal } from "./env.ts";
-import type { SmallFileCache } from "./small_file_cache.ts";
+import type { CachedFile, SmallFileCache } from "./small_file_cache.ts";
 import {
   cacheControl,
   IMMUTABLE,
@@ -175,6 +175,8 @@ export interface RepoFileAnswer {
   headers: Record<string, string>;
   /** Small files come read; larger ones (and any range not starting at 0) as an open file. */
   body: Uint8Array<ArrayBuffer> | FileRange | null;
+  /** A 200 whose body is a file held in memory: that entry (it says how long it stays good). */
+  cached?: CachedFile;
 }
 
 /**
@@ -204,7 +206,14 @@ export function answerRepoFile(
   for (const root of roots) {
     const key = `${root}\0${rel}`;
     const recent = immutable ? options.cache!.recent(key) : undefined;
-    if (recent) return answer({ ...recent, release() {} }, rel, req, options);
+    if (recent) {
+      return answer(
+        { ...recent, cached: recent, release() {} },
+        rel,
+        req,
+        options,
+      );
+    }
     const found = locateInside(
       root,
       rel,
@@ -213,7 +222,9 @@ export function answerRepoFile(
     if (found === "missing") continue;
     if (found === "refused") return undefined;
     const held = immutable ? options.cache!.get(key, found.link) : undefined;
-    if (held) return answer({ ...held, release() {} }, rel, req, options);
+    if (held) {
+      return answer({ ...held, cached: held, release() {} }, rel, req, options);
+    }
     const opened = openLocated(found.path, found.link);
     if (opened === "refused") return undefined;
     const { file, info } = opened;
@@ -242,6 +253,8 @@ interface Source {
   release(): void;
   /** Told the whole file's bytes when they were read. */
   keep?: ((bytes: Uint8Array<ArrayBuffer>) => void) | undefined;
+  /** The memory cache's entry the bytes are. */
+  cached?: CachedFile;
 }
 
 /** The request fields of a Hono request. */
@@ -344,6 +357,7 @@ function answer(
       status,
       headers,
       body: src.bytes.subarray(start, start + length),
+      ...(status === 200 && src.cached ? { cached: src.cached } : {}),
     };
   }
   const file = src.file!;

@@ -14,10 +14,14 @@
 /** How long an entry is used without looking at the file again. */
 export const RECHECK_MS = 1000;
 
-interface Entry {
+/** A file held in memory. */
+export interface CachedFile {
   info: Deno.FileInfo;
   bytes: Uint8Array<ArrayBuffer>;
+  /** Until when (the cache's clock) it is used without a look at the file. */
   checkedUntil: number;
+  /** Dropped from the cache (stale, replaced or evicted): never to be served again. */
+  dropped?: boolean;
 }
 
 function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
@@ -27,7 +31,7 @@ function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
 
 export class SmallFileCache {
   /** In use order: the first key is the least recently used. */
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, CachedFile>();
   #bytes = 0;
   hits = 0;
   misses = 0;
@@ -43,7 +47,7 @@ export class SmallFileCache {
   ) {}
 
   /** The entry for `key` if it was checked against its file less than RECHECK_MS ago. */
-  recent(key: string): Entry | undefined {
+  recent(key: string): CachedFile | undefined {
     const e = this.#entries.get(key);
     if (!e || e.checkedUntil <= this.now()) return undefined;
     this.#touch(key, e);
@@ -55,7 +59,7 @@ export class SmallFileCache {
    * The entry for `key` when `current` (the file on disk now) is the file it was read from;
    * a stale entry is dropped.
    */
-  get(key: string, current: Deno.FileInfo): Entry | undefined {
+  get(key: string, current: Deno.FileInfo): CachedFile | undefined {
     const e = this.#entries.get(key);
     if (e && sameFile(e.info, current)) {
       e.checkedUntil = this.now() + RECHECK_MS;
@@ -86,17 +90,31 @@ export class SmallFileCache {
     this.#bytes += bytes.length;
   }
 
+  /**
+   * Whether `e`, an entry handed out earlier, may still be served without a look at its file:
+   * held, and checked less than RECHECK_MS ago. Counted as a hit when it may. For callers that
+   * keep more than the bytes (a ready answer, routes/repo_files.ts): it does not move `e` up
+   * in the eviction order, so an entry served only this way is evicted as if unused, and its
+   * next request goes through the usual path and puts it back.
+   */
+  current(e: CachedFile): boolean {
+    if (e.dropped || e.checkedUntil <= this.now()) return false;
+    this.hits++;
+    return true;
+  }
+
   /** Bytes held now. */
   get size(): number {
     return this.#bytes;
   }
 
-  #touch(key: string, e: Entry): void {
+  #touch(key: string, e: CachedFile): void {
     this.#entries.delete(key);
     this.#entries.set(key, e);
   }
 
-  #drop(key: string, e: Entry): void {
+  #drop(key: string, e: CachedFile): void {
+    e.dropped = true;
     this.#entries.delete(key);
     this.#bytes -= e.bytes.length;
   }

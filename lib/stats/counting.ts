@@ -34,6 +34,11 @@ const CHECKSUM = /^[0-9a-f]{64}$/;
 // Flathub leaves these runtimes out: they come along with the app or runtime they extend.
 const UNCOUNTED_SUFFIXES = [".Debug", ".Locale", ".Sources"];
 
+/** Whether a request for `rel` (no leading slash) can count as a download, whatever its headers. */
+export function mayCountAsDownload(rel: string): boolean {
+  return COMMIT_OBJECT.test(rel) || DELTA_SUPERBLOCK.test(rel);
+}
+
 /**
  * What a served file counts as, or undefined when it counts as nothing.
  *

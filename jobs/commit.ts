@@ -1,6 +1,7 @@
 /**
- * @module `commit` (specs/flat-manager-api.md §6.1): turns the uploaded objects of a build into
- * commits of its build repository with `flatpak build-commit-from`, signs them with the repository's build key when it has one, writes the
+ * @module `commit` (specs/flat-manager-api.md §6.1): checks the uploaded objects of a build are
+ * complete, moves them into its build repository and makes its commits there with
+ * `flatpak build-commit-from`, signs them with the repository's build key when it has one, writes the
  * build's `.flatpakref` files and summary, and removes the upload area. The build ends Ready,
  * Validating with one check job per check hook of its repository (§4.5, §6.2), or Failed with
  * the reason in its log.
@@ -8,6 +9,10 @@
 import { join } from "node:path";
 import type { Db } from "../lib/db/db.ts";
 import { buildPaths } from "../lib/builds/build_disk.ts";
+import {
+  adoptUploadedObjects,
+  checkComplete,
+} from "../lib/builds/adopt_upload.ts";
 import { buildStore, RepoState } from "../lib/builds/build_store.ts";
 import {
   flatpakref,
@@ -15,7 +20,7 @@ import {
   wantsFlatpakref,
 } from "../lib/builds/flatpakref.ts";
 import { readRef, signUnsignedTips } from "../lib/builds/repo_refs.ts";
-import { run } from "../lib/ostree/cli.ts";
+import { ostree, run } from "../lib/ostree/cli.ts";
 import { signSummaries } from "../lib/ostree/sign.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
 import type { RepoKeys } from "../lib/repos/repo_keys.ts";
@@ -60,14 +65,21 @@ export async function runCommit(
       r?.kind === "app"
     )?.id;
     const result: Record<string, string> = {};
+    // Moved in, not copied (lib/builds/adopt_upload.ts): for a 200 MB app the copy was most of
+    // the commit's time. The upload repository stays the source of build-commit-from, its
+    // objects now found through its parent, the build repository: a source with no collection
+    // ID, as flatpak wants (the build repository's own commit binding is checked against it).
+    adoptUploadedObjects(paths.upload, paths.root);
+    await ostree(paths.upload, ["config", "set", "core.parent", paths.root]);
     for (const ref of refs) {
       await log(`Committing ref ${ref.refName} (${ref.commit})`);
-      // Without flat-manager's `--untrusted` (§6.1, §5.3): it stores uploads unverified and
-      // relies on the commit's pull to checksum every object, while every object reaches our
-      // upload repository only through a verifier (routes/flat_manager/upload.ts: it must hash
-      // to its name) or ostree's own writes (bundle imports). A trusted local pull still fails
-      // on a missing object, and hardlinks the rest instead of copying and hashing it again:
-      // for a 200 MB app that was most of the commit's time (bench/upload.ts).
+      // Every object there, in the build repository or the main one (its parent), as
+      // flat-manager's pull would fail on a missing one.
+      await checkComplete([paths.root, join(paths.root, "parent")], [
+        ref.commit,
+      ]);
+      // Every object is in the build repository or its parent already: the pull copies none,
+      // and the new commit object is all that is written.
       await run("flatpak", [
         "build-commit-from",
         "--timestamp=NOW",

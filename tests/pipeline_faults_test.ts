@@ -79,7 +79,37 @@ dbTest(
       assert.match(log, new RegExp(`Committing ref ${appRef}`));
       assert.match(
         log,
-        /Job failed: .*(Couldn't find|No such|not found|exited with)/i,
+        /Job failed: Cannot find object "[0-9a-f]{64}\.commit"/,
+      );
+      // Every object uploaded but one file object: the commit names it.
+      const partial = await p.pushObjects(
+        fixture.repo,
+        fixture.commits,
+        fixture.appId,
+      );
+      const uploadObjects = join(
+        p.a.deps.config.dataDir,
+        "builds",
+        String(partial),
+        "upload",
+        "objects",
+      );
+      let dropped = "";
+      for await (const d of Deno.readDir(uploadObjects)) {
+        for await (const f of Deno.readDir(join(uploadObjects, d.name))) {
+          if (!dropped && f.name.endsWith(".filez")) {
+            dropped = d.name + f.name;
+            await Deno.remove(join(uploadObjects, d.name, f.name));
+          }
+        }
+      }
+      assert.ok(dropped, "the upload has file objects");
+      const c2 = await p.api("POST", `/api/v1/build/${partial}/commit`, {});
+      const j2 = await p.waitJob(c2.json.id);
+      assert.equal(j2.status, "failed");
+      assert.equal(
+        j2.error,
+        `Cannot find object "${dropped}": the upload is incomplete`,
       );
       // The main repository never saw any of it.
       assert.equal(

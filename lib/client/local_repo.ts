@@ -4,8 +4,14 @@
  * dirtrees and the from-scratch static deltas to upload (specs/flat-manager-api.md §5.2).
  */
 import { join } from "node:path";
-import { decode } from "../ostree/gvariant.ts";
+import { hex, objectPath } from "../ostree/object_graph.ts";
 import { KeyFile } from "../ostree/keyfile.ts";
+
+export {
+  fileObjects,
+  metadataObjects,
+  objectPath,
+} from "../ostree/object_graph.ts";
 
 /** A file to upload: its flat-manager upload name, where it lies, and its size in bytes. */
 export interface UploadFile {
@@ -14,25 +20,8 @@ export interface UploadFile {
   size: number;
 }
 
-const COMMIT = "(a{sv}aya(say)sstayay)";
-const DIRTREE = "(a(say)a(sayay))";
 const CHECKSUM = /^[0-9a-f]{64}$/;
 const PUSHED_PREFIXES = ["app/", "runtime/", "screenshots/"];
-
-const hex = (b: Uint8Array) =>
-  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-
-function checksum(bytes: unknown, what: string): string {
-  if (!(bytes instanceof Uint8Array) || bytes.length !== 32) {
-    throw new Error(`Cannot read ${what}: not a 32-byte checksum`);
-  }
-  return hex(bytes);
-}
-
-/** `objects/XX/<rest>.<ext>` of an object name `<64 hex>.<ext>`. */
-export function objectPath(repoPath: string, name: string): string {
-  return join(repoPath, "objects", name.slice(0, 2), name.slice(2));
-}
 
 /**
  * Checks that `repoPath` is an archive repository: content objects are read as `.filez` files,
@@ -127,78 +116,6 @@ export async function resolveRefs(
     }
   }
   return out;
-}
-
-async function readObject(repoPath: string, name: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(objectPath(repoPath, name));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    throw new Error(`Cannot find object "${name}" in repo "${repoPath}"`);
-  }
-}
-
-/** The file entries `[name, checksum]` and subdirectories `[name, tree, meta]` of a dirtree. */
-async function readDirtree(
-  repoPath: string,
-  checksumHex: string,
-): Promise<{ files: string[]; dirs: [string, string][] }> {
-  const name = `${checksumHex}.dirtree`;
-  const [files, dirs] = decode(DIRTREE, await readObject(repoPath, name)) as [
-    [string, Uint8Array][],
-    [string, Uint8Array, Uint8Array][],
-  ];
-  return {
-    files: files.map(([, c]) => checksum(c, name)),
-    dirs: dirs.map(([, t, m]) => [checksum(t, name), checksum(m, name)]),
-  };
-}
-
-/**
- * The metadata objects of `commits`, in discovery order without duplicates (§5.2 step 3):
- * `<commit>.commit`, then depth first from the root each `.dirmeta` and `.dirtree`. A dirtree
- * already seen is not walked again, as in the Python client's `local_needed_metadata_dirtree`.
- */
-export async function metadataObjects(
-  repoPath: string,
-  commits: Iterable<string>,
-): Promise<string[]> {
-  const objects = new Set<string>();
-  const walk = async (tree: string, meta: string): Promise<void> => {
-    objects.add(`${meta}.dirmeta`);
-    if (objects.has(`${tree}.dirtree`)) return;
-    objects.add(`${tree}.dirtree`);
-    for (const [t, m] of (await readDirtree(repoPath, tree)).dirs) {
-      await walk(t, m);
-    }
-  };
-  for (const rev of commits) {
-    const name = `${rev}.commit`;
-    objects.add(name);
-    const fields = decode(
-      COMMIT,
-      await readObject(repoPath, name),
-    ) as unknown[];
-    await walk(checksum(fields[6], name), checksum(fields[7], name));
-  }
-  return [...objects];
-}
-
-/**
- * The `.filez` objects named by every `.dirtree` among `metadata` (§5.2 step 5: all of them,
- * not just the ones the server lacks), in order without duplicates.
- */
-export async function fileObjects(
-  repoPath: string,
-  metadata: Iterable<string>,
-): Promise<string[]> {
-  const objects = new Set<string>();
-  for (const name of metadata) {
-    if (!name.endsWith(".dirtree")) continue;
-    const { files } = await readDirtree(repoPath, name.slice(0, -8));
-    for (const f of files) objects.add(`${f}.filez`);
-  }
-  return [...objects];
 }
 
 /**

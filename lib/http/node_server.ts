@@ -415,18 +415,16 @@ export function serveApp(
     fastPath?: FastPath;
   },
 ): Promise<NodeServer> {
-  // Sockets and whether a request is in flight on each: shutdown closes idle keep-alive
-  // connections at once (clients pool them for minutes) and busy ones when their response ends.
-  const sockets = new Map<Socket, boolean>();
+  // Each connection's latest response: shutdown closes idle keep-alive connections at once
+  // (clients pool them for minutes) and busy ones when their response ends. Looked at only
+  // then, so a request costs no listener of its own.
+  const sockets = new Map<Socket, ServerResponse | undefined>();
   const closing = new AbortController();
   const webSockets = new WebSockets(opts.webSocketPingMs ?? 15_000);
   const server = createServer((req, res) => {
     const socket = req.socket;
-    sockets.set(socket, true);
-    res.on("finish", () => {
-      sockets.set(socket, false);
-      if (closing.signal.aborted) socket.destroy();
-    });
+    sockets.set(socket, res);
+    if (closing.signal.aborted) res.once("finish", () => socket.destroy());
     const fast = opts.fastPath;
     let answered: boolean | Promise<boolean> = false;
     try {
@@ -450,7 +448,7 @@ export function serveApp(
     });
   });
   server.on("connection", (socket: Socket) => {
-    sockets.set(socket, false);
+    sockets.set(socket, undefined);
     socket.on("close", () => sockets.delete(socket));
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -475,7 +473,10 @@ export function serveApp(
         shutdown: async () => {
           closing.abort();
           const closed = new Promise<void>((r) => server.close(() => r()));
-          for (const [socket, busy] of sockets) if (!busy) socket.destroy();
+          for (const [socket, res] of sockets) {
+            if (!res || res.writableFinished) socket.destroy();
+            else res.once("finish", () => socket.destroy());
+          }
           await webSockets.close();
           await closed;
         },

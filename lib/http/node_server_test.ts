@@ -75,3 +75,47 @@ Deno.test("serveApp hands GET bodies to the app and streams the rest", async (t)
     await server.shutdown();
   }
 });
+
+Deno.test("shutdown closes idle keep-alive connections at once and lets a busy one finish", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => release = r);
+  let started!: () => void;
+  const inFlight = new Promise<void>((r) => started = r);
+  const app = new Hono<{ Bindings: ServerEnv }>();
+  app.get("/quick", (c) => c.text("quick"));
+  app.get("/slow", async (c) => {
+    started();
+    await held;
+    return c.text("slow and whole");
+  });
+  const server = await serveApp(app, { hostname: "127.0.0.1", port: 0 });
+  const { connect } = await import("node:net");
+  /** A keep-alive connection; `ask` sends one request and reads its whole answer. */
+  const open = async () => {
+    const socket = connect(server.port, "127.0.0.1");
+    await new Promise<void>((r) => socket.once("connect", () => r()));
+    let data = "";
+    socket.on("data", (b) => data += b.toString());
+    const closed = new Promise<void>((r) => socket.once("close", () => r()));
+    const ask = async (path: string, body: string) => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      while (!data.includes(body)) {
+        if (socket.destroyed) throw new Error(`closed before ${body}: ${data}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return data;
+    };
+    return { socket, ask, closed };
+  };
+  const idle = await open();
+  await idle.ask("/quick", "quick");
+  const busy = await open();
+  const answer = busy.ask("/slow", "slow and whole");
+  await inFlight;
+  const down = server.shutdown();
+  await idle.closed; // closed without waiting for the busy one
+  release();
+  assert.match(await answer, /^HTTP\/1\.1 200 /);
+  await busy.closed;
+  await down;
+});

@@ -11,7 +11,7 @@ import { nativeAuth, SESSION_COOKIE } from "../lib/http/auth.ts";
 import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook, Problem, problems } from "../lib/http/errors.ts";
 import { requireGlobal } from "../lib/http/guards.ts";
-import type { ServerEnv, ServerWebSocket } from "../lib/http/node_server.ts";
+import type { ServerEnv, ServerWebSocket } from "../lib/http/node_request.ts";
 import { errors, nativeSecurity, ProblemSchema } from "../lib/http/openapi.ts";
 import { errorFields, type Logger } from "../lib/logger.ts";
 import { followJobLog, type LiveLogEvent } from "../lib/queue/log_follower.ts";

@@ -6,7 +6,7 @@
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import type { ServerEnv } from "./node_server.ts";
+import type { ServerEnv } from "./node_request.ts";
 
 /** The body bytes of a request: GET bodies from the server env, others from the stream. */
 async function rawBody(c: Context, limit: number): Promise<Uint8Array> {

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { rawRequest } from "../../tests/support/raw_http.ts";
-import { serveApp, type ServerEnv } from "./node_server.ts";
+import { serveApp } from "./node_server.ts";
+import type { ServerEnv } from "./node_request.ts";
 
 Deno.test("serveApp hands GET bodies to the app and streams the rest", async (t) => {
   const app = new Hono<{ Bindings: ServerEnv }>();

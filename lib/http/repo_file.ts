@@ -20,7 +20,7 @@ import {
   locateInside,
   openLocated,
 } from "./repo_path.ts";
-import { pipeBody } from "./node_server.ts";
+import { pipeBody } from "./node_request.ts";
 
 /**
  * The token of an `Authorization` header on a download: `Bearer <token>`, or basic auth with

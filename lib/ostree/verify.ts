@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { createInflateRaw } from "node:zlib";
-import { bswap32, bswap64, decode, encode, type Value } from "./gvariant.ts";
+import { bswap32, decode, encode, type Value } from "./gvariant.ts";
 import type { ObjectExt } from "./object_names.ts";
 
 /** An upload that is not the object its name says: malformed, corrupt, truncated or misnamed. */
@@ -228,6 +228,79 @@ function checkMetadata(
   }
 }
 
+/** What the checksum covers of a `.filez` header but its size, or why it is refused. */
+type ParsedHeader = { meta: Uint8Array; symlink: boolean } | {
+  refused: string;
+};
+type FilezHeader = { meta: Uint8Array; symlink: boolean; size: bigint } | {
+  refused: string;
+};
+
+/**
+ * Headers seen, by their bytes after the leading size: the objects of one upload mostly share
+ * owner, mode and (no) xattrs, so most headers are decoded and re-encoded once. Bounded.
+ */
+const headerMemo = new Map<string, ParsedHeader>();
+const MEMO_ENTRIES = 4096;
+const MEMO_KEY_BYTES = 1024;
+
+/**
+ * Reads a `.filez` header `(tuuuusa(ayay))`: its content size, whether it is a symlink, and the
+ * bytes the checksum starts with, the 8-byte length prefix and the `(uuuusa(ayay))` header
+ * rebuilt without the size (§4.4). Everything but the size is the same for the same bytes
+ * after the size (the size is a fixed 8 bytes at offset 0, and GVariant's framing offsets count
+ * from the tuple's start), so it is kept in {@link headerMemo}.
+ */
+function readFilezHeader(header: Uint8Array): FilezHeader {
+  const keyed = header.length >= 8 && header.length - 8 <= MEMO_KEY_BYTES;
+  const key = keyed ? String.fromCharCode(...header.subarray(8)) : "";
+  let known = keyed ? headerMemo.get(key) : undefined;
+  if (!known) {
+    known = parseFilezHeader(header);
+    if (keyed) {
+      if (headerMemo.size >= MEMO_ENTRIES) {
+        headerMemo.delete(headerMemo.keys().next().value!);
+      }
+      headerMemo.set(key, known);
+    }
+  }
+  if ("refused" in known) return known;
+  // ostree writes the size big-endian into the little-endian GVariant (§4.4).
+  const size = new DataView(header.buffer, header.byteOffset, 8).getBigUint64(
+    0,
+    false,
+  );
+  return { meta: known.meta, symlink: known.symlink, size };
+}
+
+function parseFilezHeader(header: Uint8Array): ParsedHeader {
+  let fields: Value[];
+  try {
+    fields = decode(FILEZ_HEADER, header) as Value[];
+  } catch (e) {
+    return { refused: `its header does not parse: ${message(e)}` };
+  }
+  const [, uid, gid, mode, rdev, target, xattrs] = fields;
+  const type = bswap32(mode as number) & S_IFMT;
+  const symlink = type === S_IFLNK;
+  // libostree refuses these too ("Corrupted archive file"); and for a regular file it hashes an
+  // empty target whatever the header holds, so a non-empty one would be bytes nothing checks.
+  if (rdev !== 0) return { refused: "its header has a non-zero rdev" };
+  if (type !== S_IFREG && type !== S_IFLNK) {
+    return { refused: "it is neither a regular file nor a symlink" };
+  }
+  if (symlink === (target === "")) {
+    return {
+      refused: symlink ? "a symlink has no target" : "a file has a link target",
+    };
+  }
+  const encoded = encode(FILE_HEADER, [uid!, gid!, mode!, 0, target!, xattrs!]);
+  const meta = new Uint8Array(8 + encoded.length);
+  new DataView(meta.buffer).setUint32(0, encoded.length);
+  meta.set(encoded, 8);
+  return { meta, symlink };
+}
+
 /**
  * The `.filez` checksum (§4.4): sha256 over the 8-byte size prefix and `(uuuusa(ayay))` header
  * rebuilt from the `(tuuuusa(ayay))` one (dropping the size), then the inflated content.
@@ -276,37 +349,14 @@ class FilezHasher implements Hasher {
   }
 
   #start(header: Uint8Array) {
-    let fields: Value[];
-    try {
-      fields = decode(FILEZ_HEADER, header) as Value[];
-    } catch (e) {
-      throw this.#bad(`its header does not parse: ${message(e)}`);
-    }
-    const [size, uid, gid, mode, rdev, target, xattrs] = fields;
-    const type = bswap32(mode as number) & S_IFMT;
-    this.#symlink = type === S_IFLNK;
-    // libostree refuses these too ("Corrupted archive file"); and for a regular file it hashes an
-    // empty target whatever the header holds, so a non-empty one would be bytes nothing checks.
-    if (rdev !== 0) throw this.#bad("its header has a non-zero rdev");
-    if (type !== S_IFREG && type !== S_IFLNK) {
-      throw this.#bad("it is neither a regular file nor a symlink");
-    }
-    if (this.#symlink === (target === "")) {
-      throw this.#bad(
-        this.#symlink ? "a symlink has no target" : "a file has a link target",
-      );
-    }
-    const meta = encode(FILE_HEADER, [uid!, gid!, mode!, 0, target!, xattrs!]);
-    const prefix = new Uint8Array(8);
-    new DataView(prefix.buffer).setUint32(0, meta.length);
-    this.#hash.update(prefix).update(meta);
+    const read = readFilezHeader(header);
+    if ("refused" in read) throw this.#bad(read.refused);
+    const { meta, symlink, size } = read;
+    this.#symlink = symlink;
+    this.#hash.update(meta);
     // ostree ignores the size a symlink's header claims, and hashes no content for it.
-    if (!this.#symlink) {
-      this.#inflater = new Inflater(
-        bswap64(size as bigint),
-        this.#hash,
-        (why) => this.#bad(why),
-      );
+    if (!symlink) {
+      this.#inflater = new Inflater(size, this.#hash, (why) => this.#bad(why));
     }
   }
 

@@ -674,6 +674,25 @@ dbTest(
       const extDone = await ext;
       assert.equal(extDone.headers.get("preference-applied"), "wait=8");
       assert.equal(extDone.json().build.repo_state, 2);
+
+      // A shutdown ends a hold at once rather than waiting out its 10 s.
+      const other = await a.deps.queue.enqueue("update-repo", { repo: "x" });
+      const heldAtShutdown = rawRequest(
+        server.port,
+        "GET",
+        `/api/v1/job/${other.id}`,
+        { Authorization: `Bearer ${token}`, Prefer: "wait=10" },
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      const began = Date.now();
+      await server.shutdown();
+      const last = await heldAtShutdown;
+      assert.equal(last.status, 200);
+      assert.equal(JSON.parse(last.text()).status, 0);
+      assert.ok(
+        Date.now() - began < 5_000,
+        "the hold ended with the shutdown, not with its wait",
+      );
     } finally {
       await server.shutdown();
       await a.close();

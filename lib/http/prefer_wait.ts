@@ -6,7 +6,9 @@
  * header and get the immediate answer they always did; Flatyard's CLI sends it and skips its
  * sleep when the server applied it, so it sees a job end when it ends, not a poll interval later.
  */
+import type { Context } from "hono";
 import type { Bus } from "../bus/bus.ts";
+import type { ServerEnv } from "./node_request.ts";
 
 /** The longest hold: short enough not to delay a shutdown much, long enough to save polls. */
 export const MAX_WAIT_SECONDS = 10;
@@ -79,4 +81,15 @@ export async function waitForChange<T>(
     signal?.removeEventListener("abort", onAbort);
     await Promise.all(offs.map((off) => off()));
   }
+}
+
+/**
+ * What ends a hold besides the time: the client going away, or the server shutting down (a
+ * held poll must not keep a shutdown waiting for its whole wait).
+ */
+export function holdSignal(c: Context): AbortSignal {
+  const closing = (c.env as Partial<ServerEnv> | undefined)?.closing;
+  return closing
+    ? AbortSignal.any([c.req.raw.signal, closing])
+    : c.req.raw.signal;
 }

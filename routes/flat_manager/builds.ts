@@ -21,6 +21,7 @@ import {
 } from "../../lib/builds/build_store.ts";
 import { flatManagerAuth } from "../../lib/http/auth.ts";
 import {
+  holdSignal,
   PREFER_HEADER,
   PREFERENCE_APPLIED_HEADER,
   preferredWait,
@@ -197,7 +198,7 @@ export function createFlatManagerBuildRoutes(deps: Deps): OpenAPIHono<AppEnv> {
             wait,
             async () => (await buildStore.get(deps.db, build.id)) ?? build,
             (b) => b.repoState !== RepoState.Committing,
-            c.req.raw.signal,
+            holdSignal(c),
           );
         }
         c.header(PREFERENCE_APPLIED_HEADER, `wait=${wait}`);

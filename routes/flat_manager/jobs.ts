@@ -12,6 +12,7 @@ import { jobJson } from "../../lib/builds/fm_json.ts";
 import { CheckStatus, checkStore } from "../../lib/builds/checks.ts";
 import { flatManagerAuth } from "../../lib/http/auth.ts";
 import {
+  holdSignal,
   PREFER_HEADER,
   PREFERENCE_APPLIED_HEADER,
   preferredWait,
@@ -96,7 +97,7 @@ export function createFlatManagerJobRoutes(deps: Deps): OpenAPIHono<AppEnv> {
           wait,
           () => read(jobId),
           settled,
-          c.req.raw.signal,
+          holdSignal(c),
         );
       }
       c.header(PREFERENCE_APPLIED_HEADER, `wait=${wait}`);

@@ -8,7 +8,7 @@ import { serveApp } from "../http/node_server.ts";
 import { print } from "./output.ts";
 import { BUILDS_LIMIT_KEY } from "../source_builds/source_builds.ts";
 import { type Config, ConfigError } from "../config.ts";
-import { openDeps } from "../deps.ts";
+import { type Deps, openDeps } from "../deps.ts";
 import { migrate } from "../db/migrate.ts";
 import { openPglite } from "../db/pglite.ts";
 import { openPostgres } from "../db/postgres.ts";
@@ -31,21 +31,26 @@ function untilSignal(): Promise<string> {
   });
 }
 
+/** A worker running every kind of job. */
+function startJobWorker(config: Config, deps: Deps, logger: Logger) {
+  return startWorker({
+    queue: deps.queue,
+    bus: deps.bus,
+    logger,
+    handlers: createJobHandlers(deps),
+    // Build tasks wait on their builders: they get slots of their own (their limit), so
+    // other jobs always have `workerConcurrency` slots.
+    concurrency: config.workerConcurrency + config.builds.concurrency,
+    leaseSeconds: config.jobLeaseSeconds,
+    onTick: async () => void await reconcileBuilds(deps.db),
+  });
+}
+
 export async function serve(config: Config, logger: Logger): Promise<void> {
   const deps = await openDeps(config, logger);
   const app = createApp(deps);
   const worker = config.runWorker
-    ? await startWorker({
-      queue: deps.queue,
-      bus: deps.bus,
-      logger,
-      handlers: createJobHandlers(deps),
-      // Build tasks wait on their builders: they get slots of their own (their limit), so
-      // other jobs always have `workerConcurrency` slots.
-      concurrency: config.workerConcurrency + config.builds.concurrency,
-      leaseSeconds: config.jobLeaseSeconds,
-      onTick: async () => void await reconcileBuilds(deps.db),
-    })
+    ? await startJobWorker(config, deps, logger)
     : undefined;
   await deps.queue.setLimit(BUILDS_LIMIT_KEY, config.builds.concurrency);
   if (worker) await scheduleMaintenance(deps.queue, deps.db, 60);
@@ -81,15 +86,7 @@ export async function worker(config: Config, logger: Logger): Promise<void> {
   }
   const deps = await openDeps(config, logger);
   await deps.queue.setLimit(BUILDS_LIMIT_KEY, config.builds.concurrency);
-  const w = await startWorker({
-    queue: deps.queue,
-    bus: deps.bus,
-    logger,
-    handlers: createJobHandlers(deps),
-    concurrency: config.workerConcurrency + config.builds.concurrency,
-    leaseSeconds: config.jobLeaseSeconds,
-    onTick: async () => void await reconcileBuilds(deps.db),
-  });
+  const w = await startJobWorker(config, deps, logger);
   const sig = await untilSignal();
   logger.info("shutting down", { signal: sig });
   await w.stop();

@@ -276,12 +276,28 @@ function extValue(value: string, n: number): string {
 
 /** Header text (ISO-8859-1 characters) re-read as UTF-8, which is what clients send. */
 function utf8(latin1: string): string {
+  // ASCII reads the same either way (object names always are).
+  if (!/[^\x00-\x7f]/.test(latin1)) return latin1;
   try {
     const bytes = Uint8Array.from(latin1, (c) => c.charCodeAt(0));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     return latin1;
   }
+}
+
+const skipTables = new WeakMap<Uint8Array, Uint16Array>();
+
+/** For each byte, how far a window may move when it is under the window's last position. */
+function skipTable(needle: Uint8Array): Uint16Array {
+  let t = skipTables.get(needle);
+  if (!t) {
+    const m = needle.length;
+    t = new Uint16Array(256).fill(m);
+    for (let k = 0; k < m - 1; k++) t[needle[k]!] = m - 1 - k;
+    skipTables.set(needle, t);
+  }
+  return t;
 }
 
 /** A read buffer over the body: it holds the unconsumed rest of at most one more chunk. */
@@ -313,17 +329,22 @@ class Scanner {
     this.#pos = 0;
     return true;
   }
-  /** Offset of `needle` in the unread bytes, searching from `from`; -1 if absent. */
+  /**
+   * Offset of `needle` in the unread bytes, searching from `from`; -1 if absent. Horspool's
+   * search: the byte under a window's last position says how far the window can move, nearly
+   * the needle's length on object data, so most bytes of a part are never looked at.
+   */
   find(needle: Uint8Array, from = 0): number {
-    const b = this.#buf, last = b.length - needle.length;
-    for (
-      let i = b.indexOf(needle[0]!, this.#pos + from);
-      i >= 0 && i <= last;
-      i = b.indexOf(needle[0]!, i + 1)
-    ) {
-      let k = 1;
-      while (k < needle.length && b[i + k] === needle[k]) k++;
-      if (k === needle.length) return i - this.#pos;
+    const b = this.#buf, m = needle.length, skip = skipTable(needle);
+    const lastByte = needle[m - 1]!;
+    for (let i = this.#pos + from; i <= b.length - m;) {
+      const c = b[i + m - 1]!;
+      if (c === lastByte) {
+        let k = m - 2;
+        while (k >= 0 && b[i + k] === needle[k]) k--;
+        if (k < 0) return i - this.#pos;
+      }
+      i += skip[c]!;
     }
     return -1;
   }

@@ -149,8 +149,9 @@ class Parser {
         return undefined;
       }
       if (at > 0) return s.take(at);
-      // Keep what could still be the start of a delimiter split across chunks.
-      if (s.size >= d.length) return s.take(s.size - d.length + 1);
+      // Keep only what could be the start of a delimiter split across chunks: usually nothing,
+      // so the next chunk is used as it comes instead of copied behind a kept tail.
+      if (s.size >= d.length) return s.take(s.size - s.tailPrefix(d));
       if (!await s.more()) {
         bad(truncated ?? "Multipart body ends before its closing boundary");
       }
@@ -347,6 +348,17 @@ class Scanner {
       i += skip[c]!;
     }
     return -1;
+  }
+  /** The length of the longest end of the unread bytes that `needle` starts with (< its length). */
+  tailPrefix(needle: Uint8Array): number {
+    const b = this.#buf, end = b.length;
+    for (let k = Math.min(needle.length - 1, this.size); k > 0; k--) {
+      if (b[end - k] !== needle[0]) continue;
+      let i = 1;
+      while (i < k && b[end - k + i] === needle[i]) i++;
+      if (i === k) return k;
+    }
+    return 0;
   }
   take(n: number): Uint8Array {
     return this.#buf.subarray(this.#pos, this.#pos += n);

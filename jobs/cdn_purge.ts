@@ -7,7 +7,8 @@
 import { z } from "zod";
 import type { Db } from "../lib/db/db.ts";
 import { purgeUrl, recordCdnPurge } from "../lib/repos/cdn_purge.ts";
-import { repoStore } from "../lib/repos/repo_store.ts";
+import { type CdnPurgeHook, repoStore } from "../lib/repos/repo_store.ts";
+import { CDN_SECRET_PREFIX } from "../lib/config.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
 
 export const CDN_PURGE_KIND = "cdn-purge";
@@ -37,6 +38,32 @@ export interface CdnPurgeDeps {
   db: Db;
   baseUrl: string;
   retry: CdnPurgeRetry;
+  /** `FLATYARD_CDN_SECRET_<NAME>` values by NAME (lib/config.ts). */
+  secrets: Readonly<Record<string, string>>;
+}
+
+/** A hook's headers with each `{secret:NAME}` filled in; throws for a secret not set. */
+function hookHeaders(
+  hook: CdnPurgeHook,
+  secrets: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, template] of Object.entries(hook.headers ?? {})) {
+    out[name] = template.replace(
+      /\{secret:([A-Z0-9_]+)\}/g,
+      (_m, key: string) => {
+        const value = secrets[key];
+        if (value === undefined) {
+          throw new PermanentJobError(
+            `CDN purge header "${name}" of ${hook.method} ${hook.url} uses {secret:${key}}, ` +
+              `but ${CDN_SECRET_PREFIX}${key} is not set on the server`,
+          );
+        }
+        return value;
+      },
+    );
+  }
+  return out;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -65,11 +92,20 @@ export async function runCdnPurge(
     throw new PermanentJobError(`Cannot find repository "${input.repo}"`);
   }
   // The hooks as configured now: one removed since the publish is not called.
-  const requests = new Map<string, { method: string; url: string }>();
+  const requests = new Map<
+    string,
+    { method: string; url: string; headers: Record<string, string> }
+  >();
   for (const hook of repo.cdnPurge) {
+    // Before any request: a secret missing on this server fails the job at once, clearly.
+    const headers = hookHeaders(hook, deps.secrets);
     for (const path of input.paths) {
       const url = purgeUrl(hook, repo, deps.baseUrl, path);
-      requests.set(`${hook.method} ${url}`, { method: hook.method, url });
+      // Header values (secrets) stay out of the key, which is never logged anyway.
+      requests.set(
+        `${hook.method} ${url} ${JSON.stringify(hook.headers ?? {})}`,
+        { method: hook.method, url, headers },
+      );
     }
   }
   if (requests.size === 0) {
@@ -83,12 +119,15 @@ export async function runCdnPurge(
   const { attempts, retryMs } = deps.retry;
   const failures: string[] = [];
 
-  async function purge(r: { method: string; url: string }): Promise<void> {
+  async function purge(
+    r: { method: string; url: string; headers: Record<string, string> },
+  ): Promise<void> {
     for (let attempt = 1;; attempt++) {
       let outcome: string;
       try {
         const res = await fetch(r.url, {
           method: r.method,
+          headers: r.headers,
           redirect: "manual",
           signal: AbortSignal.any([
             signal,

@@ -157,6 +157,7 @@ export function createJobHandlers(
             db: deps.db,
             baseUrl: deps.config.baseUrl,
             retry: deps.config.cdnPurge,
+            secrets: deps.config.cdnPurge.secrets,
           },
           input,
           ctx,

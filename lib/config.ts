@@ -120,7 +120,12 @@ export interface Config {
   /** Publish and check hooks per repository, from FLATYARD_HOOKS_FILE (none when unset). */
   hooks: HooksConfig;
   /** Tries per CDN purge request, and the first retry's delay (doubling after). */
-  cdnPurge: { attempts: number; retryMs: number };
+  cdnPurge: {
+    attempts: number;
+    retryMs: number;
+    /** `FLATYARD_CDN_SECRET_<NAME>` values by NAME, for `{secret:NAME}` in hook headers. */
+    secrets: Record<string, string>;
+  };
   runner: "local" | "kubernetes";
   /** The Kubernetes runner's settings (used when `runner` is `kubernetes`). */
   kubernetes: {
@@ -158,6 +163,21 @@ function decodeBase64(s: string): Uint8Array {
 }
 
 /** Parses an environment map into a {@link Config}; throws {@link ConfigError} naming each bad field. */
+/** Prefix of the environment variables that hold CDN purge secrets. */
+export const CDN_SECRET_PREFIX = "FLATYARD_CDN_SECRET_";
+
+function cdnSecrets(
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith(CDN_SECRET_PREFIX) && v) {
+      out[k.slice(CDN_SECRET_PREFIX.length)] = v;
+    }
+  }
+  return out;
+}
+
 export function parseConfig(env: Record<string, string | undefined>): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
@@ -220,6 +240,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     cdnPurge: {
       attempts: e.FLATYARD_CDN_PURGE_ATTEMPTS,
       retryMs: e.FLATYARD_CDN_PURGE_RETRY_MS,
+      secrets: cdnSecrets(env),
     },
     runner: e.FLATYARD_RUNNER,
     kubernetes: {

@@ -170,3 +170,14 @@ Deno.test("parseConfig accepts only an http(s) FLATYARD_BASE_URL without query o
     "http://[::1]:8080",
   );
 });
+
+Deno.test("FLATYARD_CDN_SECRET_<NAME> variables become CDN purge secrets by NAME", () => {
+  const c = parseConfig({
+    FLATYARD_CDN_SECRET_FASTLY: "tok",
+    FLATYARD_CDN_SECRET_EMPTY: "",
+    FLATYARD_CDN_PURGE_ATTEMPTS: "2",
+    FLATYARD_SECRET_OTHER: "no",
+  });
+  assert.deepEqual(c.cdnPurge.secrets, { FASTLY: "tok" });
+  assert.equal(c.cdnPurge.attempts, 2);
+});

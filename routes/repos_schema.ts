@@ -110,6 +110,34 @@ const UrlTemplate = z.string().min(1).max(2000).superRefine((t, ctx) => {
   }
 });
 
+/** Headers a purge hook may not set: the request's framing and target are the server's. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "te",
+  "trailer",
+  "keep-alive",
+  "proxy-authorization",
+]);
+/** At most this many headers per hook. */
+export const MAX_CDN_HEADERS = 8;
+
+const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, {
+  message: "must be an HTTP header name",
+}).refine((n) => !RESERVED_HEADERS.has(n.toLowerCase()), {
+  message: "is set by the server",
+});
+const HeaderValue = z.string().max(1000).refine(
+  (v) => !/[\r\n\0]/.test(v),
+  { message: "must be one line" },
+).refine(
+  (v) => /^(?:[^{}]|\{secret:[A-Z0-9_]{1,64}\})*$/.test(v),
+  { message: "may use only {secret:NAME} placeholders (NAME: A-Z, 0-9, _)" },
+);
+
 export const CdnPurgeSchema = z.array(
   z.object({
     method: z.enum(CDN_PURGE_METHODS).openapi({
@@ -122,6 +150,22 @@ export const CdnPurgeSchema = z.array(
         "`appstream/org.example.App.flatpakref`, `refs/heads/appstream2/x86_64`); `{url}`: " +
         "the file's absolute public URL, percent-encoded as one query value.",
       example: "https://cdn.example/repo/{repo}/{path}",
+    }),
+    headers: z.record(HeaderName, HeaderValue).refine(
+      (h) => Object.keys(h).length <= MAX_CDN_HEADERS,
+      { message: `at most ${MAX_CDN_HEADERS} headers` },
+    ).refine(
+      (h) =>
+        new Set(Object.keys(h).map((k) => k.toLowerCase())).size ===
+          Object.keys(h).length,
+      { message: "names a header twice" },
+    ).optional().openapi({
+      description:
+        "Request headers. `{secret:NAME}` in a value is replaced by the server's " +
+        "`FLATYARD_CDN_SECRET_<NAME>` environment variable when the request is made, so a CDN " +
+        "API token never enters the database or this document; a literal value is shown to " +
+        "anyone who may read the repository's settings.",
+      example: { Authorization: "Bearer {secret:FASTLY}" },
     }),
   }).strict(),
 ).max(MAX_CDN_HOOKS).openapi("CdnPurgeHooks", {

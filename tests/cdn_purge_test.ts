@@ -14,11 +14,15 @@ import { publishFixture } from "./support/publish.ts";
 
 /** A CDN stand-in on 127.0.0.1 that records requests and answers `status(url, nth)`. */
 async function fakeCdn() {
-  const seen: { method: string; url: string }[] = [];
+  const seen: {
+    method: string;
+    url: string;
+    headers: Record<string, string | string[] | undefined>;
+  }[] = [];
   let status = (_url: string, _nth: number) => 200;
   const server = createServer((req, res) => {
     const url = req.url ?? "";
-    seen.push({ method: req.method ?? "", url });
+    seen.push({ method: req.method ?? "", url, headers: req.headers });
     res.statusCode = status(url, seen.filter((s) => s.url === url).length);
     res.end();
   });
@@ -51,8 +55,26 @@ dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
       ["a placeholder in the host", [{ ...hook, url: "https://{repo}.c/x" }]],
       ["credentials", [{ ...hook, url: "https://u:p@c.example/{path}" }]],
       ["a method outside the list", [{ ...hook, method: "PATCH" }]],
-      ["an unknown field", [{ ...hook, headers: {} }]],
+      ["an unknown field", [{ ...hook, extra: {} }]],
       ["too many hooks", Array.from({ length: 11 }, () => hook)],
+      ["a Host header", [{ ...hook, headers: { Host: "x" } }]],
+      ["a header name with a space", [{ ...hook, headers: { "A B": "x" } }]],
+      ["a header value with CRLF", [{ ...hook, headers: { A: "x\r\nB: y" } }]],
+      ["an {env:…} placeholder", [{ ...hook, headers: { A: "{env:HOME}" } }]],
+      ["a lowercase secret name", [{
+        ...hook,
+        headers: { A: "{secret:key}" },
+      }]],
+      ["a header twice", [{ ...hook, headers: { A: "1", a: "2" } }]],
+      [
+        "nine headers",
+        [{
+          ...hook,
+          headers: Object.fromEntries(
+            Array.from({ length: 9 }, (_, i) => [`X-H${i}`, "v"]),
+          ),
+        }],
+      ],
     ];
     for (const [what, value] of bad) {
       const res = await patch(value);
@@ -74,11 +96,25 @@ dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
       200,
     );
     assert.deepEqual(ok.cdnPurge[0], hook);
+
     const read = await expectJson(
       await p.a.req("GET", "/api/v1/repos/stable", { token: p.session }),
       200,
     );
     assert.equal(read.cdnPurge.length, 2);
+    const withHeaders = {
+      ...hook,
+      headers: {
+        Authorization: "Bearer {secret:FASTLY}",
+        "Fastly-Soft-Purge": "1",
+      },
+    };
+    const shown = await expectJson(await patch([withHeaders]), 200);
+    assert.deepEqual(
+      shown.cdnPurge[0],
+      withHeaders,
+      "the template is kept and shown, never a secret's value",
+    );
   } finally {
     await p.close();
   }
@@ -92,6 +128,7 @@ dbTest(
       env: {
         FLATYARD_CDN_PURGE_ATTEMPTS: "3",
         FLATYARD_CDN_PURGE_RETRY_MS: "20",
+        FLATYARD_CDN_SECRET_TEST: "s3cr3t-token",
       },
     });
     await using fixture = await cachedFixtureRepo({ arches: [hostArch()] });
@@ -221,6 +258,49 @@ dbTest(
               `/repo/stable/appstream/${fixture.appId}.flatpakref`,
             ].sort(),
           );
+        },
+      );
+
+      await t.step(
+        "hook headers go with each request, secrets filled in from the server's environment",
+        async () => {
+          const setHooks = async (headers: Record<string, string>) =>
+            await expectJson(
+              await p.a.req("PATCH", "/api/v1/repos/stable", {
+                token: p.session,
+                body: {
+                  cdnPurge: [{
+                    method: "POST",
+                    url: `http://127.0.0.1:${cdn.port}/purge?u={url}`,
+                    headers,
+                  }],
+                },
+              }),
+              200,
+            );
+          await setHooks({
+            Authorization: "Bearer {secret:TEST}",
+            "X-Purge-Kind": "soft",
+          });
+          const { purge, log } = await publishAndPurge();
+          assert.equal(purge.status, "succeeded", log);
+          assert.ok(cdn.seen.length >= always.length);
+          for (const s of cdn.seen) {
+            assert.equal(s.method, "POST");
+            assert.equal(s.headers["authorization"], "Bearer s3cr3t-token");
+            assert.equal(s.headers["x-purge-kind"], "soft");
+          }
+          assert.ok(!log.includes("s3cr3t"), "the secret is never logged");
+
+          // A secret this server lacks: the job fails at once, saying which, and sends nothing.
+          await setHooks({ Authorization: "Bearer {secret:NOT_SET}" });
+          const missing = await publishAndPurge();
+          assert.equal(missing.purge.status, "failed");
+          assert.match(
+            missing.purge.error ?? "",
+            /uses \{secret:NOT_SET\}, but FLATYARD_CDN_SECRET_NOT_SET is not set on the server/,
+          );
+          assert.equal(cdn.seen.length, 0);
         },
       );
     } finally {

@@ -28,11 +28,13 @@ export const CDN_PURGE_METHODS = [
  * One CDN purge request, made for each changed file after a publish (jobs/cdn_purge.ts).
  * `url` is a template: `{repo}` the repository name, `{path}` the file's path relative to the
  * repository URL (`summary`, `org.example.App.flatpakref`), `{url}` the file's absolute public
- * URL, percent-encoded as one query value.
+ * URL, percent-encoded as one query value. `headers` go with each request; `{secret:NAME}` in a
+ * value is the server's `FLATYARD_CDN_SECRET_<NAME>`, so API tokens stay out of the database.
  */
 export interface CdnPurgeHook {
   method: (typeof CDN_PURGE_METHODS)[number];
   url: string;
+  headers?: Record<string, string> | undefined;
 }
 
 /** A repository's settings. */

@@ -24,6 +24,15 @@ export interface CachedFile {
   dropped?: boolean;
 }
 
+/**
+ * When to look at a file again: between half of RECHECK_MS and all of it, at random, so the
+ * files of a pull, read into memory together, do not all fall due in the same instant and
+ * stall the requests behind a burst of checks.
+ */
+function recheckIn(): number {
+  return RECHECK_MS * (0.5 + Math.random() / 2);
+}
+
 function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
   return a.ino === b.ino && a.dev === b.dev && a.size === b.size &&
     a.mtime?.getTime() === b.mtime?.getTime();
@@ -62,7 +71,7 @@ export class SmallFileCache {
   get(key: string, current: Deno.FileInfo): CachedFile | undefined {
     const e = this.#entries.get(key);
     if (e && sameFile(e.info, current)) {
-      e.checkedUntil = this.now() + RECHECK_MS;
+      e.checkedUntil = this.now() + recheckIn();
       this.#touch(key, e);
       this.hits++;
       return e;
@@ -85,7 +94,7 @@ export class SmallFileCache {
     this.#entries.set(key, {
       info,
       bytes,
-      checkedUntil: this.now() + RECHECK_MS,
+      checkedUntil: this.now() + recheckIn(),
     });
     this.#bytes += bytes.length;
   }

@@ -278,7 +278,7 @@ function extValue(value: string, n: number): string {
 /** Header text (ISO-8859-1 characters) re-read as UTF-8, which is what clients send. */
 function utf8(latin1: string): string {
   // ASCII reads the same either way (object names always are).
-  if (!/[^\x00-\x7f]/.test(latin1)) return latin1;
+  if (!/[\u0080-\uffff]/.test(latin1)) return latin1;
   try {
     const bytes = Uint8Array.from(latin1, (c) => c.charCodeAt(0));
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -14,11 +14,10 @@ import type { AppEnv } from "../lib/http/env.ts";
 import { fm, nativeValidationHook } from "../lib/http/errors.ts";
 import {
   answerRepoFile,
-  downloadToken,
   fileRequestOf,
-  gpgKeyValue,
   serveRepoFile,
 } from "../lib/http/repo_file.ts";
+import { downloadToken, gpgKeyValue } from "../lib/http/download_auth.ts";
 import { safeRepoPath, SHORT_CACHE } from "../lib/http/repo_path.ts";
 import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { type Repo, repoStore } from "../lib/repos/repo_store.ts";

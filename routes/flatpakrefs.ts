@@ -10,7 +10,7 @@ import type { Deps } from "../lib/deps.ts";
 import type { AppEnv } from "../lib/http/env.ts";
 import { nativeValidationHook, problems } from "../lib/http/errors.ts";
 import { errors } from "../lib/http/openapi.ts";
-import { downloadPrincipal } from "../lib/http/repo_file.ts";
+import { downloadPrincipal } from "../lib/http/download_auth.ts";
 import { SHORT_CACHE } from "../lib/http/repo_path.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";

@@ -21,14 +21,13 @@ import { nativeValidationHook } from "../lib/http/errors.ts";
 import type { FastPath } from "../lib/http/node_server.ts";
 import {
   answerRepoFile,
-  downloadPrincipal,
   type FileRequest,
   fileRequestOf,
-  gpgKeyValue,
   type RepoFileAnswer,
   serveRepoFile,
   writeRepoFileAnswer,
 } from "../lib/http/repo_file.ts";
+import { downloadPrincipal, gpgKeyValue } from "../lib/http/download_auth.ts";
 import { safeRepoPath, SHORT_CACHE } from "../lib/http/repo_path.ts";
 import { ReadyAnswers } from "../lib/http/ready_answers.ts";
 import { recordRequest } from "../lib/http/request_log.ts";

@@ -1,8 +1,8 @@
 /**
  * @module Answering HTTP requests for OSTree repository files, shared by `/repo/<name>/…` and
  * `/build-repo/<id>/…`: validators, conditional GET and Range, small files from memory, the
- * answer as a Hono response or written on node:http, and download tokens from `Authorization`.
- * Which paths are served and how a file is found safely is lib/http/repo_path.ts's.
+ * answer as a Hono response or written on node:http. Which paths are served and how a file is
+ * found safely is lib/http/repo_path.ts's; who may download, lib/http/download_auth.ts's.
  */
 // @ts-types="@types/fresh"
 import fresh from "fresh";
@@ -10,9 +10,7 @@ import type { Context } from "hono";
 import type { ServerResponse } from "node:http";
 // @ts-types="@types/range-parser"
 import parseRange from "range-parser";
-import type { TokenAuthenticator } from "../tokens/authenticator.ts";
-import { TokenError } from "../tokens/jwt.ts";
-import type { AppEnv, Principal } from "./env.ts";
+import type { AppEnv } from "./env.ts";
 import type { CachedFile, SmallFileCache } from "./small_file_cache.ts";
 import {
   cacheControl,
@@ -21,33 +19,6 @@ import {
   openLocated,
 } from "./repo_path.ts";
 import { pipeBody } from "./node_request.ts";
-
-/**
- * The token of an `Authorization` header on a download: `Bearer <token>`, or basic auth with
- * the token as the password (flatpak sends credentials from a remote's URL that way). A token
- * may start with the configured prefix (specs/flat-manager-api.md §2.1). "invalid" for a header
- * that carries no token.
- */
-export function downloadToken(
-  header: string,
-  tokenPrefix?: string,
-): string | "invalid" {
-  let token: string | undefined;
-  if (header.startsWith("Bearer ")) token = header.slice(7).trim();
-  else if (header.startsWith("Basic ")) {
-    try {
-      const decoded = atob(header.slice(6).trim());
-      token = decoded.slice(decoded.indexOf(":") + 1);
-    } catch {
-      return "invalid";
-    }
-  }
-  if (!token) return "invalid";
-  if (tokenPrefix && token.startsWith(tokenPrefix)) {
-    token = token.slice(tokenPrefix.length);
-  }
-  return token === "" ? "invalid" : token;
-}
 
 /** Files up to this size are read in one go: no stream machinery for the many small objects. */
 const SMALL_FILE = 64 * 1024;
@@ -393,29 +364,4 @@ export function writeRepoFileAnswer(
       res.off("close", onClose);
       res.end();
     });
-}
-
-/** Binary keyring bytes as a `.flatpakrepo`/`.flatpakref` `GPGKey` value. */
-export function gpgKeyValue(keyring: Uint8Array): string {
-  return btoa(Array.from(keyring, (b) => String.fromCharCode(b)).join(""));
-}
-
-/**
- * The principal of a download's `Authorization` header: none without one, "invalid" for a bad
- * one (a download token is optional, but a bad one is an error: specs/flat-manager-api.md §2.5).
- */
-export async function downloadPrincipal(
-  header: string | undefined,
-  tokens: TokenAuthenticator,
-  tokenPrefix: string | undefined,
-): Promise<Principal | undefined | "invalid"> {
-  if (!header) return undefined;
-  const token = downloadToken(header, tokenPrefix);
-  if (token === "invalid") return "invalid";
-  try {
-    return { kind: "token", claims: await tokens.verify(token, "repo") };
-  } catch (err) {
-    if (err instanceof TokenError) return "invalid";
-    throw err;
-  }
 }

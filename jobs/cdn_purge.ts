@@ -6,7 +6,12 @@
  */
 import { z } from "zod";
 import type { Db } from "../lib/db/db.ts";
-import { purgeUrl, recordCdnPurge } from "../lib/repos/cdn_purge.ts";
+import {
+  hookHost,
+  hostAllowed,
+  purgeUrl,
+  recordCdnPurge,
+} from "../lib/repos/cdn_purge.ts";
 import { type CdnPurgeHook, repoStore } from "../lib/repos/repo_store.ts";
 import { CDN_SECRET_PREFIX } from "../lib/config.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
@@ -40,6 +45,8 @@ export interface CdnPurgeDeps {
   retry: CdnPurgeRetry;
   /** `FLATYARD_CDN_SECRET_<NAME>` values by NAME (lib/config.ts). */
   secrets: Readonly<Record<string, string>>;
+  /** `FLATYARD_CDN_HOSTS`: the hosts hooks may call; undefined: any. */
+  hosts?: readonly string[] | undefined;
 }
 
 /** A hook's headers with each `{secret:NAME}` filled in; throws for a secret not set. */
@@ -97,7 +104,14 @@ export async function runCdnPurge(
     { method: string; url: string; headers: Record<string, string> }
   >();
   for (const hook of repo.cdnPurge) {
-    // Before any request: a secret missing on this server fails the job at once, clearly.
+    // Before any request: a host the operator does not allow (a hook saved before the list
+    // was set) or a secret missing on this server fails the job at once, clearly.
+    const host = hookHost(hook);
+    if (!hostAllowed(host, deps.hosts)) {
+      throw new PermanentJobError(
+        `CDN purge hook ${hook.method} ${hook.url} calls host "${host}", which FLATYARD_CDN_HOSTS does not allow`,
+      );
+    }
     const headers = hookHeaders(hook, deps.secrets);
     for (const path of input.paths) {
       const url = purgeUrl(hook, repo, deps.baseUrl, path);

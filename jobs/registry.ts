@@ -158,6 +158,7 @@ export function createJobHandlers(
             baseUrl: deps.config.baseUrl,
             retry: deps.config.cdnPurge,
             secrets: deps.config.cdnPurge.secrets,
+            hosts: deps.config.cdnPurge.hosts,
           },
           input,
           ctx,

@@ -73,6 +73,19 @@ export const envSchema = z.object({
   FLATYARD_HOOKS_FILE: optionalString,
   FLATYARD_CDN_PURGE_ATTEMPTS: int(5, 1, 20),
   FLATYARD_CDN_PURGE_RETRY_MS: int(1000, 0, 60_000),
+  // Hosts CDN purge hooks may call: `cdn.example` or `*.example` (any subdomain).
+  FLATYARD_CDN_HOSTS: optionalString.pipe(
+    z.string().transform((s) =>
+      s.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean)
+    ).pipe(
+      z.array(
+        z.string().regex(
+          /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/,
+          "must be host names (or *.domain), separated by commas",
+        ),
+      ),
+    ).optional(),
+  ),
   FLATYARD_RUNNER: withDefault(
     z.enum(["local", "kubernetes"]).default("local"),
   ),
@@ -125,6 +138,8 @@ export interface Config {
     retryMs: number;
     /** `FLATYARD_CDN_SECRET_<NAME>` values by NAME, for `{secret:NAME}` in hook headers. */
     secrets: Record<string, string>;
+    /** The hosts hooks may call (`*.domain` for subdomains); undefined: any. */
+    hosts: string[] | undefined;
   };
   runner: "local" | "kubernetes";
   /** The Kubernetes runner's settings (used when `runner` is `kubernetes`). */
@@ -241,6 +256,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       attempts: e.FLATYARD_CDN_PURGE_ATTEMPTS,
       retryMs: e.FLATYARD_CDN_PURGE_RETRY_MS,
       secrets: cdnSecrets(env),
+      hosts: e.FLATYARD_CDN_HOSTS,
     },
     runner: e.FLATYARD_RUNNER,
     kubernetes: {

@@ -181,3 +181,16 @@ Deno.test("FLATYARD_CDN_SECRET_<NAME> variables become CDN purge secrets by NAME
   assert.deepEqual(c.cdnPurge.secrets, { FASTLY: "tok" });
   assert.equal(c.cdnPurge.attempts, 2);
 });
+
+Deno.test("FLATYARD_CDN_HOSTS is a comma-separated list of hosts and *.domains", () => {
+  assert.equal(parseConfig({}).cdnPurge.hosts, undefined);
+  assert.deepEqual(
+    parseConfig({ FLATYARD_CDN_HOSTS: " CDN.example, *.fastly.net ,," })
+      .cdnPurge.hosts,
+    ["cdn.example", "*.fastly.net"],
+  );
+  assert.match(
+    problemsOf({ FLATYARD_CDN_HOSTS: "cdn.example, http://x/" }).join("\n"),
+    /FLATYARD_CDN_HOSTS/,
+  );
+});

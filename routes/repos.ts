@@ -24,12 +24,14 @@ import {
   writeRepoConfig,
 } from "../lib/repos/repo_disk.ts";
 import {
+  type CdnPurgeHook,
   defaultDeltaPolicy,
   type Repo,
   RepoNameTakenError,
   type RepoSettings,
   repoStore,
 } from "../lib/repos/repo_store.ts";
+import { hookHost, hostAllowed } from "../lib/repos/cdn_purge.ts";
 import { REPO_DELETE_KIND } from "../jobs/repo_delete.ts";
 import { REPO_VALIDATE_KIND } from "../jobs/repo_validate.ts";
 import { JobSchema, toJobJson } from "./jobs.ts";
@@ -64,6 +66,26 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   const maybeAuth = optionalNativeAuth(authOpts);
   const app = new OpenAPIHono<AppEnv>({ defaultHook: nativeValidationHook });
   const json = (r: Repo) => toRepoJson(r, deps.config.baseUrl);
+
+  /** Refuses purge hooks whose host the operator's FLATYARD_CDN_HOSTS does not allow. */
+  function allowedCdnHosts(hooks: readonly CdnPurgeHook[] | undefined): void {
+    const allowed = deps.config.cdnPurge.hosts;
+    const refused = (hooks ?? []).flatMap((hook, i) => {
+      const host = hookHost(hook);
+      return hostAllowed(host, allowed) ? [] : [{
+        path: `cdnPurge.${i}.url`,
+        message: `host "${host}" is not one FLATYARD_CDN_HOSTS allows (${
+          allowed!.join(", ")
+        })`,
+      }];
+    });
+    if (refused.length > 0) {
+      throw problems.invalid(
+        "Cannot call a CDN purge host the server does not allow",
+        refused,
+      );
+    }
+  }
 
   /** A live repository the caller may read; a private one it may not read is "not found". */
   async function readable(c: Context<AppEnv>, name: string): Promise<Repo> {
@@ -118,6 +140,7 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       const principal = c.get("principal");
       requireAdmin(principal);
       const { name, ...body } = c.req.valid("json");
+      allowedCdnHosts(body.cdnPurge);
       const settings: RepoSettings = {
         title: body.title ?? null,
         description: body.description ?? null,
@@ -207,6 +230,7 @@ export function createRepoRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       const { name } = c.req.valid("param");
       requireRepoRole(principal, name, "admin");
       const change = c.req.valid("json");
+      allowedCdnHosts(change.cdnPurge);
       const repo = await deps.db.transaction(async (tx) => {
         const before = await repoStore.get(tx, name, { forUpdate: true });
         if (!before) {

@@ -172,7 +172,8 @@ export const CdnPurgeSchema = z.array(
   description:
     "Requests made after each publish, once per changed mutable file (the summary files and " +
     "`config` always; `.flatpakref` files and appstream refs when they changed), by a " +
-    "`cdn-purge` job with retries. A 2xx answer is success.",
+    "`cdn-purge` job with retries. A 2xx answer is success. The server may allow only some " +
+    "hosts (`FLATYARD_CDN_HOSTS`); a hook naming another is refused with a 422.",
 });
 
 const text = (max: number) => z.string().min(1).max(max);

@@ -11,6 +11,7 @@ import { expectJson } from "./support/app.ts";
 import { cachedFixtureRepo, hostArch } from "./support/flatpak_fixtures.ts";
 import { startPipeline } from "./support/pipeline.ts";
 import { publishFixture } from "./support/publish.ts";
+import { runCdnPurge } from "../jobs/cdn_purge.ts";
 
 /** A CDN stand-in on 127.0.0.1 that records requests and answers `status(url, nth)`. */
 async function fakeCdn() {
@@ -39,7 +40,11 @@ async function fakeCdn() {
 }
 
 dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
-  const p = await startPipeline(db, "stable", { sign: false });
+  const p = await startPipeline(db, "stable", {
+    sign: false,
+    // The operator's allow-list: the hooks below call cdn.example and api.cdn.example.
+    env: { FLATYARD_CDN_HOSTS: "cdn.example, *.cdn.example" },
+  });
   try {
     const patch = (cdnPurge: unknown, token = p.session) =>
       p.a.req("PATCH", "/api/v1/repos/stable", {
@@ -66,6 +71,14 @@ dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
         headers: { A: "{secret:key}" },
       }]],
       ["a header twice", [{ ...hook, headers: { A: "1", a: "2" } }]],
+      ["a host off the allow-list", [{
+        ...hook,
+        url: "http://10.0.0.1/{path}",
+      }]],
+      ["a look-alike host", [{
+        ...hook,
+        url: "https://evilcdn.example/{path}",
+      }]],
       [
         "nine headers",
         [{
@@ -85,6 +98,15 @@ dbTest("PATCH /api/v1/repos/{name} validates cdnPurge hooks", async (db) => {
       );
       await res.body?.cancel();
     }
+    const offList = await patch([{
+      ...hook,
+      url: "http://metadata.internal/x",
+    }]);
+    assert.equal(offList.status, 422);
+    assert.match(
+      JSON.stringify(await offList.json()),
+      /host \\"metadata.internal\\" is not one FLATYARD_CDN_HOSTS allows/,
+    );
     await p.a.user("writer", "viewer", { stable: "write" });
     const writer = await p.a.login("writer");
     assert.equal((await patch([hook], writer)).status, 403);
@@ -291,6 +313,26 @@ dbTest(
             assert.equal(s.headers["x-purge-kind"], "soft");
           }
           assert.ok(!log.includes("s3cr3t"), "the secret is never logged");
+
+          // A hook saved before the operator listed the hosts it may call: refused at run time.
+          await assert.rejects(
+            runCdnPurge(
+              {
+                db: p.a.deps.db,
+                baseUrl: p.base,
+                retry: { attempts: 1, retryMs: 0 },
+                secrets: { TEST: "s3cr3t-token" },
+                hosts: ["cdn.example"],
+              },
+              { repo: "stable", paths: ["summary"], digests: {} },
+              {
+                log: () => Promise.resolve(),
+                signal: new AbortController().signal,
+              },
+            ),
+            /calls host "127\.0\.0\.1", which FLATYARD_CDN_HOSTS does not allow/,
+          );
+          cdn.seen.length = 0;
 
           // A secret this server lacks: the job fails at once, saying which, and sends nothing.
           await setHooks({ Authorization: "Bearer {secret:NOT_SET}" });

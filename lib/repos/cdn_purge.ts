@@ -113,3 +113,25 @@ export function purgeUrl(
     return encodeURIComponent(`${repoUrl(repo, serverBase)}/${encodedPath}`);
   });
 }
+
+/** The host a hook's URL template names (literal: placeholders are refused there). */
+export function hookHost(hook: Pick<CdnPurgeHook, "url">): string {
+  const sample = hook.url.replaceAll("{repo}", "r").replaceAll("{path}", "p")
+    .replaceAll("{url}", "u");
+  return new URL(sample).hostname.toLowerCase();
+}
+
+/**
+ * Whether a hook may call `host` under the operator's allow-list (`FLATYARD_CDN_HOSTS`): every
+ * host without one; else a listed host, or a subdomain of a listed `*.domain`. It keeps users
+ * who may edit a repository's hooks from making the server call its internal services.
+ */
+export function hostAllowed(
+  host: string,
+  allowed: readonly string[] | undefined,
+): boolean {
+  if (allowed === undefined) return true;
+  return allowed.some((a) =>
+    a.startsWith("*.") ? host.endsWith(a.slice(1)) : host === a
+  );
+}

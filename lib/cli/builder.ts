@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import { push } from "../client/push.ts";
 import { CommandError, run } from "../ostree/cli.ts";
+import { KeyFile } from "../ostree/keyfile.ts";
 import { BUILD_FAILED_EXIT, type BuilderSpec } from "../runners/runner.ts";
 
 const SpecSchema = z.object({
@@ -39,6 +40,16 @@ const SpecSchema = z.object({
 class BuildFailed extends Error {}
 
 /** Runs the builder; returns its exit status. Output lines go to `out`. */
+/**
+ * The runner-wide flatpak remote of a `.flatpakrepo` URL: one per URL, so that builds for
+ * different repositories never install their dependencies from each other's remote.
+ */
+export function depsRemoteName(url: string): string {
+  return `flatyard-deps-${
+    createHash("sha256").update(url).digest("hex").slice(0, 16)
+  }`;
+}
+
 export async function builderCommand(
   env: Record<string, string | undefined>,
   out: (line: string) => void,
@@ -124,8 +135,31 @@ export async function builderCommand(
     );
     await Deno.mkdir(dirname(manifestPath), { recursive: true });
     await Deno.writeTextFile(manifestPath, JSON.stringify(spec.manifest));
-    if (spec.depsFrom) {
-      step(`Adding the runtime remote ${spec.depsFrom}`);
+    const depsRemote = spec.depsFrom
+      ? depsRemoteName(spec.depsFrom)
+      : undefined;
+    if (spec.depsFrom && depsRemote) {
+      step(`Adding the runtime remote ${spec.depsFrom} as ${depsRemote}`);
+      const res = await fetch(spec.depsFrom);
+      if (!res.ok) {
+        throw new Error(
+          `Fetching ${spec.depsFrom} answered ${res.status}: ${await res
+            .text()}`,
+        );
+      }
+      const repoFile = join(work, "deps.flatpakrepo");
+      const text = await res.text();
+      await Deno.writeTextFile(repoFile, text);
+      // Every key the repository lists now, imported even into a remote added by an earlier
+      // task: a remote added once would otherwise never learn of a rotated key.
+      const gpgKey = KeyFile.parse(text).get("Flatpak Repo", "GPGKey");
+      const keyFile = join(work, "deps.gpg");
+      if (gpgKey) {
+        await Deno.writeFile(
+          keyFile,
+          Uint8Array.from(atob(gpgKey), (c) => c.charCodeAt(0)),
+        );
+      }
       // Tasks share the runner's flatpak installation: under a lock, so that a second task
       // cannot find the remote added but its GPG keys not yet imported.
       const userDir = env.FLATPAK_USER_DIR ??
@@ -133,13 +167,14 @@ export async function builderCommand(
       await Deno.mkdir(userDir, { recursive: true });
       await run("flock", [
         join(userDir, ".flatyard-remotes.lock"),
-        "flatpak",
-        "--user",
-        "remote-add",
-        "--if-not-exists",
-        "--from",
-        "flatyard-deps",
-        spec.depsFrom,
+        "sh",
+        "-c",
+        'flatpak --user remote-add --if-not-exists --from "$1" "$2" && ' +
+        '{ [ -z "$3" ] || flatpak --user remote-modify --gpg-import="$3" "$1"; }',
+        "sh",
+        depsRemote,
+        repoFile,
+        gpgKey ? keyFile : "",
       ], { log });
     }
     step(`Building for ${spec.arch}`);
@@ -153,9 +188,7 @@ export async function builderCommand(
         `--state-dir=${join(work, "state")}`,
         `--repo=${repo}`,
         // --user: the runner's FLATPAK_USER_DIR, shared by tasks, not the system installation.
-        ...(spec.depsFrom
-          ? ["--user", "--install-deps-from=flatyard-deps"]
-          : []),
+        ...(depsRemote ? ["--user", `--install-deps-from=${depsRemote}`] : []),
         join(work, "build"),
         manifestPath,
       ], { log, cwd: dirname(manifestPath) });

@@ -2,6 +2,7 @@
  * @module Parses Flatyard's configuration from the environment, once, with zod. This is the only
  * module that reads `Deno.env`; everything else receives the typed {@link Config}.
  */
+import { fromBase64 } from "./base64.ts";
 import { z } from "zod";
 import { type HooksConfig, parseHooksFile } from "./builds/hooks.ts";
 
@@ -173,10 +174,6 @@ export class ConfigError extends Error {
   }
 }
 
-function decodeBase64(s: string): Uint8Array {
-  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
-}
-
 /** Parses an environment map into a {@link Config}; throws {@link ConfigError} naming each bad field. */
 /** Prefix of the environment variables that hold CDN purge secrets. */
 export const CDN_SECRET_PREFIX = "FLATYARD_CDN_SECRET_";
@@ -242,14 +239,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     redisUrl: e.REDIS_URL,
     secret: e.FLATYARD_SECRET === undefined
       ? undefined
-      : decodeBase64(e.FLATYARD_SECRET),
+      : fromBase64(e.FLATYARD_SECRET),
     repoSecret: e.FLATYARD_REPO_SECRET === undefined
       ? undefined
-      : decodeBase64(e.FLATYARD_REPO_SECRET),
+      : fromBase64(e.FLATYARD_REPO_SECRET),
     tokenPrefix: e.FLATYARD_TOKEN_PREFIX,
     masterKey: e.FLATYARD_MASTER_KEY === undefined
       ? undefined
-      : decodeBase64(e.FLATYARD_MASTER_KEY),
+      : fromBase64(e.FLATYARD_MASTER_KEY),
     maxObjectBytes: e.FLATYARD_MAX_OBJECT_BYTES,
     hooks,
     cdnPurge: {

@@ -3,6 +3,7 @@
  * once (32 random bytes) and kept in the data dir as base64, mode 0600, so they survive restarts
  * on the embedded defaults.
  */
+import { toBase64 } from "./base64.ts";
 import { join } from "node:path";
 
 /** The configured secret, or the one kept in the data dir as `file` (created on first use). */
@@ -25,7 +26,7 @@ export async function resolveSecret(
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   // createNew: if another process won the race, read its secret instead of overwriting it.
   try {
-    await Deno.writeTextFile(path, btoa(String.fromCharCode(...bytes)) + "\n", {
+    await Deno.writeTextFile(path, toBase64(bytes) + "\n", {
       createNew: true,
       mode: 0o600,
     });

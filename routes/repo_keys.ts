@@ -3,6 +3,7 @@
  * public key as armored text, binary or base64. Private keys never appear in a response, a log
  * line or a job payload; a passphrase is used to decrypt once and then forgotten.
  */
+import { toBase64 } from "../lib/base64.ts";
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Deps } from "../lib/deps.ts";
 import { nativeAuth, optionalNativeAuth } from "../lib/http/auth.ts";
@@ -254,7 +255,7 @@ export function createRepoKeyRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       }
       if (format === "base64") {
         return c.text(
-          btoa(Array.from(key, (b) => String.fromCharCode(b)).join("")),
+          toBase64(key),
           200,
         );
       }

@@ -3,6 +3,7 @@
  * build variant, written into a build repository by the commit job, and the main variant,
  * written into `<repo>/appstream/` by the publish job.
  */
+import { toBase64 } from "../base64.ts";
 import { KeyFile } from "../ostree/keyfile.ts";
 
 /** What goes into one `.flatpakref`. */
@@ -35,7 +36,7 @@ export function flatpakref(r: FlatpakrefInput): string {
   if (r.gpgKey) {
     set(
       "GPGKey",
-      btoa(Array.from(r.gpgKey, (b) => String.fromCharCode(b)).join("")),
+      toBase64(r.gpgKey),
     );
   }
   set("RuntimeRepo", r.runtimeRepo);

@@ -8,6 +8,7 @@
  * {@link BUILD_FAILED_EXIT} when flatpak-builder failed (the build's own fault: never retried),
  * anything else for an infrastructure failure (retried).
  */
+import { fromBase64 } from "../base64.ts";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { z } from "zod";
@@ -135,9 +136,7 @@ export async function builderCommand(
     );
     await Deno.mkdir(dirname(manifestPath), { recursive: true });
     await Deno.writeTextFile(manifestPath, JSON.stringify(spec.manifest));
-    const depsRemote = spec.depsFrom
-      ? depsRemoteName(spec.depsFrom)
-      : undefined;
+    const depsRemote = spec.depsFrom && depsRemoteName(spec.depsFrom);
     if (spec.depsFrom && depsRemote) {
       step(`Adding the runtime remote ${spec.depsFrom} as ${depsRemote}`);
       const res = await fetch(spec.depsFrom);
@@ -157,7 +156,7 @@ export async function builderCommand(
       if (gpgKey) {
         await Deno.writeFile(
           keyFile,
-          Uint8Array.from(atob(gpgKey), (c) => c.charCodeAt(0)),
+          fromBase64(gpgKey),
         );
       }
       // Tasks share the runner's flatpak installation: under a lock, so that a second task

@@ -3,6 +3,7 @@
  * database and build the deps, so main.ts imports this module only when one of them runs, and
  * the client commands (`push`, `token`, …) start without loading the app.
  */
+import { toBase64 } from "../base64.ts";
 import { createApp, createFastPath } from "../app.ts";
 import { serveApp } from "../http/node_server.ts";
 import { print } from "./output.ts";
@@ -145,9 +146,7 @@ export async function userCommand(
       throw new UsageError("The password must be at least 12 characters");
     }
   } else {
-    password = btoa(
-      String.fromCharCode(...crypto.getRandomValues(new Uint8Array(18))),
-    );
+    password = toBase64(crypto.getRandomValues(new Uint8Array(18)));
     generated = true;
   }
   const username = values.username.toLowerCase();

@@ -2,6 +2,7 @@
  * @module `flatyard token`: mints a token offline from the configured secret, with the options
  * and defaults of flat-manager's `gentoken` (specs/flat-manager-api.md §2.2), for automation.
  */
+import { fromBase64 } from "../base64.ts";
 import { parseArgs } from "node:util";
 import { knownScopes } from "../tokens/claims.ts";
 import type { Claims } from "../tokens/claims.ts";
@@ -83,7 +84,7 @@ export async function mintOffline(
   if (raw === undefined) secret = await env.configuredSecret();
   else if (values.base64) {
     try {
-      secret = Uint8Array.from(atob(raw.trim()), (c) => c.charCodeAt(0));
+      secret = fromBase64(raw.trim());
     } catch {
       throw new Error("The secret is not valid base64");
     }

@@ -4,6 +4,7 @@
  * credentials), the principal it names, and the `GPGKey` value of `.flatpakrepo` and
  * `.flatpakref` files.
  */
+import { toBase64 } from "../base64.ts";
 import type { TokenAuthenticator } from "../tokens/authenticator.ts";
 import { TokenError } from "../tokens/jwt.ts";
 import type { Principal } from "./env.ts";
@@ -37,7 +38,7 @@ export function downloadToken(
 
 /** Binary keyring bytes as a `.flatpakrepo`/`.flatpakref` `GPGKey` value. */
 export function gpgKeyValue(keyring: Uint8Array): string {
-  return btoa(Array.from(keyring, (b) => String.fromCharCode(b)).join(""));
+  return toBase64(keyring);
 }
 
 /**

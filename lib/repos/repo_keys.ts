@@ -4,6 +4,7 @@
  * the main repository, `build` for its build repositories), one active per purpose. Keys never
  * leave this module except as public keys and as a {@link Signer}.
  */
+import { fromBase64, toBase64 } from "../base64.ts";
 import type { Db, Queryable } from "../db/db.ts";
 import {
   createSigner,
@@ -28,9 +29,6 @@ export interface RepoKeyInfo {
   retiredAt: Date | null;
 }
 
-const b64 = (b: Uint8Array) =>
-  btoa(Array.from(b, (x) => String.fromCharCode(x)).join(""));
-const unb64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
 // Binds a sealed key to its fingerprint: a sealed blob copied onto another row will not open.
 const sealContext = (fingerprint: string) => `signing-key:${fingerprint}`;
 
@@ -71,8 +69,8 @@ export class RepoKeys {
         material.userIds,
         material.createdAt,
         material.expiresAt,
-        b64(material.publicKey),
-        b64(sealed),
+        toBase64(material.publicKey),
+        toBase64(sealed),
       ],
     );
     const [key] = await tx.query<{ id: number }>(
@@ -154,7 +152,7 @@ export class RepoKeys {
        WHERE rk.repo_id = $1 AND k.fingerprint = $2 LIMIT 1`,
       [repoId, fingerprint.toUpperCase()],
     );
-    return row ? unb64(row.public_key) : undefined;
+    return row ? fromBase64(row.public_key) : undefined;
   }
 
   /**
@@ -171,7 +169,7 @@ export class RepoKeys {
       [repoId, purpose],
     );
     if (rows.length === 0) return undefined;
-    const parts = rows.map((r) => unb64(r.public_key));
+    const parts = rows.map((r) => fromBase64(r.public_key));
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
     for (const p of parts) {
@@ -198,7 +196,7 @@ export class RepoKeys {
     if (cached) return cached;
     const signer = unseal(
       this.masterKey,
-      unb64(row.sealed_private),
+      fromBase64(row.sealed_private),
       sealContext(row.fingerprint),
     ).then(createSigner);
     this.signers.set(row.fingerprint, signer);

@@ -1,7 +1,7 @@
 /**
  * @module What both benchmarks share: a command runner, a free loopback port, and a Flatyard
  * server of its own (`main.ts serve` in a subprocess on a fresh data dir) with tokens minted
- * offline by `main.ts token`. BENCH_PROFILE=DIR writes the server's CPU profile there (open it
+ * offline by `main.ts token`. FLATYARD_* settings in the bench's environment reach the server. BENCH_PROFILE=DIR writes the server's CPU profile there (open it
  * in Chrome's DevTools).
  */
 import { join } from "node:path";
@@ -51,13 +51,20 @@ export interface BenchServer {
 export async function startFlatyard(work: string): Promise<BenchServer> {
   const port = freePort();
   const base = `http://127.0.0.1:${port}`;
+  // Settings to try (FLATYARD_FILE_CACHE_MB=0, say) pass through from the bench's environment.
+  const settings = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([k]) =>
+      k.startsWith("FLATYARD_") && !k.startsWith("FLATYARD_TEST_")
+    ),
+  );
   const env = {
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "",
+    FLATYARD_LOG_LEVEL: "warn",
+    ...settings,
     FLATYARD_DATA_DIR: join(work, "data"),
     FLATYARD_PORT: String(port),
     FLATYARD_SECRET: btoa("bench-secret-bench-secret-bench!"),
-    FLATYARD_LOG_LEVEL: "warn",
   };
   const profile = Deno.env.get("BENCH_PROFILE");
   const server = new Deno.Command(Deno.execPath(), {

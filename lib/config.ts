@@ -106,6 +106,7 @@ export const envSchema = z.object({
   FLATYARD_MAX_TOKEN_DAYS: int(365, 1, 3650),
   FLATYARD_TRUST_PROXY: bool(false),
   FLATYARD_FILE_CACHE_MB: int(64, 0, 65536),
+  FLATYARD_OBJECT_RECHECK_SECONDS: int(10, 1, 3600),
   FLATYARD_LOG_LEVEL: withDefault(
     z.enum(["debug", "info", "warn", "error"]).default("info"),
   ),
@@ -161,6 +162,8 @@ export interface Config {
   trustProxy: boolean;
   /** Memory for small immutable repository files (MiB; 0: none). */
   fileCacheMb: number;
+  /** How long an object held in memory is served before its file is looked at again. */
+  objectRecheckSeconds: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -274,6 +277,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxTokenDays: e.FLATYARD_MAX_TOKEN_DAYS,
     trustProxy: e.FLATYARD_TRUST_PROXY,
     fileCacheMb: e.FLATYARD_FILE_CACHE_MB,
+    objectRecheckSeconds: e.FLATYARD_OBJECT_RECHECK_SECONDS,
     logLevel: e.FLATYARD_LOG_LEVEL,
   };
 }

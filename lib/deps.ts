@@ -89,7 +89,9 @@ export async function assembleDeps(
   registerFlatManagerJobMetrics(metrics, parts.db);
   const downloads = new DownloadStats(parts.db, clock, parts.logger);
   const repoRows = new RepoRowCache(parts.db, parts.bus);
-  const fileCache = new SmallFileCache(config.fileCacheMb * 1024 * 1024);
+  const fileCache = new SmallFileCache(config.fileCacheMb * 1024 * 1024, {
+    objectRecheckMs: config.objectRecheckSeconds * 1000,
+  });
   metrics.addGauge({
     name: "flatyard_file_cache_bytes",
     help: "Bytes of repository files held in memory.",

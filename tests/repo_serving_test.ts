@@ -95,7 +95,10 @@ for (const mode of ["app", "fast path"] as const) {
   dbTest(
     `GET /repo/<name>/<path> answers with correct HTTP and never another file (${mode})`,
     async (db, t) => {
-      const a = await testApp(db);
+      // Objects looked at again as often as other files: the pruning steps wait that long.
+      const a = await testApp(db, {
+        env: { FLATYARD_OBJECT_RECHECK_SECONDS: String(RECHECK_MS / 1000) },
+      });
       let fastAnswers = 0;
       const fast = createFastPath(a.deps);
       const server = await serveApp(a.app, {

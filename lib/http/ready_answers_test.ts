@@ -8,7 +8,7 @@ function stat(ino: number, size: number): Deno.FileInfo {
 
 Deno.test("ReadyAnswers: good exactly as long as the cache entry they came from", () => {
   let now = 0;
-  const cache = new SmallFileCache(1024, 512, () => now);
+  const cache = new SmallFileCache(1024, { maxFile: 512, now: () => now });
   const ready = new ReadyAnswers(cache);
   cache.put("k", stat(1, 4), new Uint8Array(4));
   const cached = cache.recent("k")!;
@@ -41,7 +41,7 @@ Deno.test("ReadyAnswers: good exactly as long as the cache entry they came from"
 });
 
 Deno.test("ReadyAnswers: an evicted entry ends its answer; bounded by count", () => {
-  const cache = new SmallFileCache(8, 8, () => 0);
+  const cache = new SmallFileCache(8, { maxFile: 8, now: () => 0 });
   const ready = new ReadyAnswers(cache, 2);
   cache.put("a", stat(1, 8), new Uint8Array(8));
   const a = cache.recent("a")!;

@@ -174,6 +174,7 @@ export function answerRepoFile(
 ): RepoFileAnswer | undefined {
   const immutable = options.cache !== undefined &&
     cacheControl(rel) === IMMUTABLE;
+  const recheckMs = immutable ? options.cache!.recheckMsFor(rel) : 0;
   for (const root of roots) {
     const key = `${root}\0${rel}`;
     const recent = immutable ? options.cache!.recent(key) : undefined;
@@ -192,7 +193,9 @@ export function answerRepoFile(
     );
     if (found === "missing") continue;
     if (found === "refused") return undefined;
-    const held = immutable ? options.cache!.get(key, found.link) : undefined;
+    const held = immutable
+      ? options.cache!.get(key, found.link, recheckMs)
+      : undefined;
     if (held) {
       return answer({ ...held, cached: held, release() {} }, rel, req, options);
     }
@@ -205,7 +208,7 @@ export function answerRepoFile(
         file,
         release: () => file.close(),
         keep: immutable
-          ? (bytes) => options.cache!.put(key, info, bytes)
+          ? (bytes) => options.cache!.put(key, info, bytes, recheckMs)
           : undefined,
       },
       rel,

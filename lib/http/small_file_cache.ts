@@ -3,16 +3,23 @@
  * parts) kept in memory, so a hot object is served without opening and reading it. Many
  * clients pulling the same new release fetch the same objects (bench/serve.ts measures this).
  *
- * An entry stays true to the file on disk: at most {@link RECHECK_MS} after it was last checked,
- * the caller looks at the file again (lstat, through the same checks as any request) and passes
- * what it found; an entry whose inode, device, size or modification time differ is dropped. So a
- * pruned or replaced file stops being served from memory within that time (nginx's
- * `open_file_cache_valid` does the same, with 60 s by default). Bounded by total bytes, least
- * recently used out first, so memory stays flat however many files are served.
+ * An entry stays true to the file on disk: some time after it was last checked, the caller looks
+ * at the file again (lstat, through the same checks as any request) and passes what it found; an
+ * entry whose inode, device, size or modification time differ is dropped. So a pruned or
+ * replaced file stops being served from memory within that time (nginx's `open_file_cache_valid`
+ * does the same, with 60 s by default). That time is {@link RECHECK_MS} for delta parts, and
+ * longer for content-addressed objects (`objectRecheckMs`, FLATYARD_OBJECT_RECHECK_SECONDS): an
+ * object's name is the checksum of its bytes, so its file can only disappear (a prune), never
+ * hold other bytes, and an object no ref reaches any more is one no client asks for. Looking at
+ * each of a pull's ~2000 objects every second cost a tenth of the serving rate
+ * (bench/serve.ts). Bounded by total bytes, least recently used out first, so memory stays
+ * flat however many files are served.
  */
 
-/** How long an entry is used without looking at the file again. */
+/** How long an entry that is not an object is used without looking at the file again. */
 export const RECHECK_MS = 1000;
+/** The default for content-addressed objects (see the module comment). */
+export const OBJECT_RECHECK_MS = 10_000;
 
 /** A file held in memory. */
 export interface CachedFile {
@@ -25,12 +32,12 @@ export interface CachedFile {
 }
 
 /**
- * When to look at a file again: between half of RECHECK_MS and all of it, at random, so the
- * files of a pull, read into memory together, do not all fall due in the same instant and
- * stall the requests behind a burst of checks.
+ * When to look at a file again: between half of `ms` and all of it, at random, so the files of
+ * a pull, read into memory together, do not all fall due in the same instant and stall the
+ * requests behind a burst of checks.
  */
-function recheckIn(): number {
-  return RECHECK_MS * (0.5 + Math.random() / 2);
+function recheckIn(ms: number): number {
+  return ms * (0.5 + Math.random() / 2);
 }
 
 function sameFile(a: Deno.FileInfo, b: Deno.FileInfo): boolean {
@@ -45,17 +52,34 @@ export class SmallFileCache {
   hits = 0;
   misses = 0;
 
+  readonly maxFile: number;
+  readonly objectRecheckMs: number;
+  private readonly now: () => number;
+
   /**
    * `maxBytes`: the most file bytes held (0: nothing is kept); `maxFile`: the largest file;
-   * `now`: a monotonic clock in milliseconds (tests pass their own).
+   * `objectRecheckMs`: how long an object is used without a look at its file; `now`: a
+   * monotonic clock in milliseconds (tests pass their own).
    */
   constructor(
     readonly maxBytes: number,
-    readonly maxFile = 64 * 1024,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+    options: {
+      maxFile?: number;
+      objectRecheckMs?: number;
+      now?: () => number;
+    } = {},
+  ) {
+    this.maxFile = options.maxFile ?? 64 * 1024;
+    this.objectRecheckMs = options.objectRecheckMs ?? OBJECT_RECHECK_MS;
+    this.now = options.now ?? (() => performance.now());
+  }
 
-  /** The entry for `key` if it was checked against its file less than RECHECK_MS ago. */
+  /** How long the file at `rel` (a path inside a repository) is used between looks at it. */
+  recheckMsFor(rel: string): number {
+    return rel.startsWith("objects/") ? this.objectRecheckMs : RECHECK_MS;
+  }
+
+  /** The entry for `key` if it was checked against its file recently enough. */
   recent(key: string): CachedFile | undefined {
     const e = this.#entries.get(key);
     if (!e || e.checkedUntil <= this.now()) return undefined;
@@ -66,12 +90,16 @@ export class SmallFileCache {
 
   /**
    * The entry for `key` when `current` (the file on disk now) is the file it was read from;
-   * a stale entry is dropped.
+   * a stale entry is dropped. `recheckMs`: when to look again ({@link recheckMsFor}).
    */
-  get(key: string, current: Deno.FileInfo): CachedFile | undefined {
+  get(
+    key: string,
+    current: Deno.FileInfo,
+    recheckMs = RECHECK_MS,
+  ): CachedFile | undefined {
     const e = this.#entries.get(key);
     if (e && sameFile(e.info, current)) {
-      e.checkedUntil = this.now() + recheckIn();
+      e.checkedUntil = this.now() + recheckIn(recheckMs);
       this.#touch(key, e);
       this.hits++;
       return e;
@@ -82,7 +110,12 @@ export class SmallFileCache {
   }
 
   /** Keeps `bytes`, the whole of the file `key` whose stat was `info`, if it fits. */
-  put(key: string, info: Deno.FileInfo, bytes: Uint8Array<ArrayBuffer>): void {
+  put(
+    key: string,
+    info: Deno.FileInfo,
+    bytes: Uint8Array<ArrayBuffer>,
+    recheckMs = RECHECK_MS,
+  ): void {
     if (bytes.length > this.maxFile || bytes.length > this.maxBytes) return;
     if (bytes.length !== info.size) return;
     const old = this.#entries.get(key);
@@ -94,14 +127,14 @@ export class SmallFileCache {
     this.#entries.set(key, {
       info,
       bytes,
-      checkedUntil: this.now() + recheckIn(),
+      checkedUntil: this.now() + recheckIn(recheckMs),
     });
     this.#bytes += bytes.length;
   }
 
   /**
    * Whether `e`, an entry handed out earlier, may still be served without a look at its file:
-   * held, and checked less than RECHECK_MS ago. Counted as a hit when it may. For callers that
+   * held, and checked recently enough. Counted as a hit when it may. For callers that
    * keep more than the bytes (a ready answer, routes/repo_files.ts): it does not move `e` up
    * in the eviction order, so an entry served only this way is evicted as if unused, and its
    * next request goes through the usual path and puts it back.

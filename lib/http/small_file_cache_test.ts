@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { RECHECK_MS, SmallFileCache } from "./small_file_cache.ts";
+import {
+  OBJECT_RECHECK_MS,
+  RECHECK_MS,
+  SmallFileCache,
+} from "./small_file_cache.ts";
 
 function stat(ino: number, size: number, mtime = 1000): Deno.FileInfo {
   return { ino, dev: 1, size, mtime: new Date(mtime) } as Deno.FileInfo;
@@ -8,7 +12,7 @@ const bytes = (n: number) => new Uint8Array(n).fill(n % 251);
 
 Deno.test("SmallFileCache: a held file is used until RECHECK_MS, then only while unchanged", () => {
   let now = 0;
-  const cache = new SmallFileCache(1024, 512, () => now);
+  const cache = new SmallFileCache(1024, { maxFile: 512, now: () => now });
   cache.put("a", stat(1, 10), bytes(10));
   assert.deepEqual(cache.recent("a")?.bytes, bytes(10));
   now = RECHECK_MS;
@@ -28,7 +32,7 @@ Deno.test("SmallFileCache: a held file is used until RECHECK_MS, then only while
 });
 
 Deno.test("SmallFileCache: bounded by bytes, least recently used out first", () => {
-  const cache = new SmallFileCache(300, 200, () => 0);
+  const cache = new SmallFileCache(300, { maxFile: 200, now: () => 0 });
   cache.put("a", stat(1, 100), bytes(100));
   cache.put("b", stat(2, 100), bytes(100));
   cache.put("c", stat(3, 100), bytes(100));
@@ -49,8 +53,32 @@ Deno.test("SmallFileCache: bounded by bytes, least recently used out first", () 
 });
 
 Deno.test("SmallFileCache: size 0 keeps nothing", () => {
-  const cache = new SmallFileCache(0, 64 * 1024, () => 0);
+  const cache = new SmallFileCache(0, { now: () => 0 });
   cache.put("a", stat(1, 10), bytes(10));
   assert.equal(cache.recent("a"), undefined);
   assert.equal(cache.size, 0);
+});
+
+Deno.test("SmallFileCache: objects are looked at less often than other files", () => {
+  let now = 0;
+  const cache = new SmallFileCache(1024, {
+    objectRecheckMs: 5 * RECHECK_MS,
+    now: () => now,
+  });
+  const object = "objects/ab/cdef.filez";
+  const part = "deltas/ab/cdef/0";
+  assert.equal(cache.recheckMsFor(object), 5 * RECHECK_MS);
+  assert.equal(cache.recheckMsFor(part), RECHECK_MS);
+  assert.equal(new SmallFileCache(1).recheckMsFor(object), OBJECT_RECHECK_MS);
+  cache.put(object, stat(1, 10), bytes(10), cache.recheckMsFor(object));
+  cache.put(part, stat(2, 10), bytes(10), cache.recheckMsFor(part));
+  now = RECHECK_MS;
+  assert.equal(cache.recent(part), undefined, "the part is due for a check");
+  assert.ok(cache.recent(object), "the object is not");
+  // Due at the latest after its interval, whatever the jitter; checked again, it gets another.
+  now = 5 * RECHECK_MS;
+  assert.equal(cache.recent(object), undefined);
+  assert.ok(cache.get(object, stat(1, 10), cache.recheckMsFor(object)));
+  now += 2 * RECHECK_MS;
+  assert.ok(cache.recent(object), "good for at least half an interval");
 });

@@ -129,6 +129,11 @@ export function serveApp(
     /** WebSocket keep-alive ping interval; a client that misses one ping is dropped. */
     webSocketPingMs?: number;
     fastPath?: FastPath;
+    /**
+     * An idle keep-alive connection is closed after between this and twice this (default
+     * 5 s, node's own `keepAliveTimeout`).
+     */
+    idleTimeoutMs?: number;
   },
 ): Promise<NodeServer> {
   // Each connection's latest response: shutdown closes idle keep-alive connections at once
@@ -179,8 +184,28 @@ export function serveApp(
   // Uploads can be long; the defaults would cut a slow CI push off.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
+  // Idle keep-alive connections are closed by a sweep, not by node's keepAliveTimeout, which
+  // arms and clears a timer on the socket around every request: a tenth of the small-object
+  // serving rate (bench/serve.ts). A connection is idle when its latest response has ended
+  // (or it has sent no request yet) and that was so at the previous sweep already.
+  server.keepAliveTimeout = 0;
+  let idleAtLastSweep = new Map<Socket, ServerResponse | undefined>();
+  const sweep = setInterval(() => {
+    const idleNow = new Map<Socket, ServerResponse | undefined>();
+    for (const [socket, res] of sockets) {
+      if (res && !res.writableFinished) continue;
+      if (idleAtLastSweep.has(socket) && idleAtLastSweep.get(socket) === res) {
+        socket.destroy();
+      } else idleNow.set(socket, res);
+    }
+    idleAtLastSweep = idleNow;
+  }, opts.idleTimeoutMs ?? 5_000);
+  Deno.unrefTimer(sweep);
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err) => {
+      clearInterval(sweep);
+      reject(err);
+    });
     server.listen(opts.port, opts.hostname, () => {
       const addr = server.address() as { port: number; address: string };
       resolve({
@@ -188,6 +213,7 @@ export function serveApp(
         hostname: addr.address,
         shutdown: async () => {
           closing.abort();
+          clearInterval(sweep);
           const closed = new Promise<void>((r) => server.close(() => r()));
           for (const [socket, res] of sockets) {
             if (!res || res.writableFinished) socket.destroy();

@@ -120,3 +120,75 @@ Deno.test("shutdown closes idle keep-alive connections at once and lets a busy o
   await busy.closed;
   await down;
 });
+
+Deno.test("idle keep-alive connections are closed; busy and active ones are not", async () => {
+  let release!: () => void;
+  const held = new Promise<void>((r) => release = r);
+  const app = new Hono<{ Bindings: ServerEnv }>();
+  app.get("/quick", (c) => c.text("quick"));
+  app.get("/slow", async (c) => {
+    await held;
+    return c.text("slow and whole");
+  });
+  const idleTimeoutMs = 100;
+  const server = await serveApp(app, {
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeoutMs,
+  });
+  const { connect } = await import("node:net");
+  const open = async () => {
+    const socket = connect(server.port, "127.0.0.1");
+    await new Promise<void>((r) => socket.once("connect", () => r()));
+    let data = "";
+    socket.on("data", (b) => data += b.toString());
+    let closedAt = 0;
+    socket.once("close", () => closedAt = performance.now());
+    const ask = async (path: string, body: string) => {
+      const from = data.length;
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      while (!data.slice(from).includes(body)) {
+        if (socket.destroyed) throw new Error(`closed before ${body}: ${data}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    return { socket, ask, closedAt: () => closedAt };
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    const idle = await open();
+    await idle.ask("/quick", "quick");
+    const idleSince = performance.now();
+    const silent = await open(); // never sends a request
+    const active = await open();
+    const busy = await open();
+    const slow = busy.ask("/slow", "slow and whole").then(
+      () => "answered",
+      (err: Error) => err.message,
+    );
+    // Five intervals: the active connection asks every half interval, the busy one waits.
+    for (let i = 0; i < 10; i++) {
+      await active.ask("/quick", "quick");
+      await sleep(idleTimeoutMs / 2);
+    }
+    assert.ok(idle.socket.destroyed, "the idle connection is closed");
+    assert.ok(
+      silent.socket.destroyed,
+      "a connection that never asks is closed",
+    );
+    assert.ok(
+      idle.closedAt() - idleSince >= idleTimeoutMs,
+      "not before a whole interval",
+    );
+    assert.ok(!active.socket.destroyed, "the active connection stays");
+    assert.ok(!busy.socket.destroyed, "the busy connection stays");
+    release();
+    assert.equal(await slow, "answered");
+    await active.ask("/quick", "quick");
+    active.socket.destroy();
+    busy.socket.destroy();
+  } finally {
+    release();
+    await server.shutdown();
+  }
+});

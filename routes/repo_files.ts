@@ -14,6 +14,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import type { Deps } from "../lib/deps.ts";
 import type { AppEnv } from "../lib/http/env.ts";
@@ -237,10 +238,12 @@ export function createRepoFileFastPath(deps: Deps): FastPath {
       !mayCountAsDownload(rel)
     ) {
       // The same answer for the next plain GET of this path (lib/http/ready_answers.ts).
+      const bytes = a.body as Uint8Array;
       ready.set(path, {
         repo: repo.name,
         headers: { ...FILE_SECURITY_HEADERS, ...a.headers },
-        body: a.body as Uint8Array,
+        // A Buffer view: node:http would wrap a plain Uint8Array in one on every write.
+        body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
         cached: a.cached,
       });
     }

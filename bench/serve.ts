@@ -6,7 +6,7 @@
  * ratio Flatyard/nginx (targets: 0.7x small, 0.9x large), and Flatyard's RSS before and after.
  * Needs `nginx` and `wrk` (`./scripts/setup.sh bench`) and the `ostree` CLI.
  *
- *   deno run -A bench/serve.ts [--objects 2000] [--large-mib 8] [--seconds 6] [--rounds 3]
+ *   deno run -A bench/serve.ts [--objects 2000] [--large-mib 8] [--seconds 6] [--rounds 5]
  *                              [--connections 16] [--only small|large]
  *
  * Each kind is measured in `--rounds` rounds, both servers back to back in each (the order
@@ -28,7 +28,7 @@ const { values } = parseArgs({
     objects: { type: "string", default: "2000" },
     "large-mib": { type: "string", default: "8" },
     seconds: { type: "string", default: "6" },
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "5" },
     connections: { type: "string", default: "16" },
     only: { type: "string" },
   },

@@ -75,11 +75,13 @@ export async function runBuildTask(
   await log(
     `Building ${sb.appId} for ${input.arch} on the ${deps.runner.name} runner (attempt ${job.attempts})`,
   );
-  // A token that can only upload into this one build, for as long as the task may run.
+  // A token that can only upload into this one build, and download from its repository (the
+  // runtime and SDK come from there, and a private one asks for a token), for as long as the
+  // task may run.
   const now = Math.floor(Date.now() / 1000);
   const uploadToken = await deps.tokens.sign({
     sub: `build/${sb.fmBuildId}`,
-    scope: ["upload"],
+    scope: ["upload", "download"],
     repos: [sb.repo],
     prefixes: [sb.appId],
     apps: [],

@@ -11,6 +11,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ostree, run } from "../lib/ostree/cli.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
+import { KeyFile } from "../lib/ostree/keyfile.ts";
+import { urlWithToken } from "../lib/cli/builder.ts";
 import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
@@ -58,6 +60,35 @@ async function gitSources(
     manifestName,
     manifest: await Deno.readTextFile(join(dir, manifestName)),
   };
+}
+
+/**
+ * Adds the pipeline's private repository as remote `name`, as the builder does: its
+ * `.flatpakrepo` fetched with the token, which then goes into the remote's URL.
+ */
+async function addPrivateRemote(
+  env: Record<string, string>,
+  name: string,
+  p: Pipeline,
+  work: string,
+): Promise<void> {
+  const url = `${p.base}/repo/stable.flatpakrepo`;
+  const denied = await fetch(url);
+  await denied.body?.cancel();
+  assert.equal(denied.status, 401, "the repository is private");
+  const res = await fetch(url, {
+    headers: { Authorization: `Bearer ${p.token}` },
+  });
+  assert.equal(res.status, 200);
+  const kf = KeyFile.parse(await res.text());
+  kf.set(
+    "Flatpak Repo",
+    "Url",
+    urlWithToken(kf.get("Flatpak Repo", "Url")!, p.token),
+  );
+  const file = join(work, `${name}.flatpakrepo`);
+  await Deno.writeTextFile(file, kf.toString());
+  await addRemote(env, name, file);
 }
 
 /** Publishes the fixture's runtime and SDK (every arch) into the pipeline's repository. */
@@ -287,9 +318,13 @@ dbTest(
 );
 
 dbTest(
-  "sources uploaded as a chunked archive; a dependent build waits for the one it needs to publish",
+  "in a private repository: sources uploaded as a chunked archive; a dependent build waits for the one it needs to publish",
   async (db, t) => {
-    const p = await startPipeline(db, "stable", { concurrency: 4 });
+    // Private: the builders install the runtime and SDK from it with their task's token.
+    const p = await startPipeline(db, "stable", {
+      concurrency: 4,
+      private: true,
+    });
     await using fixture = await cachedFixtureRepo({ arches: [hostArch()] });
     const work = await Deno.makeTempDir({ prefix: "flatyard-sbuild-" });
     try {
@@ -363,7 +398,7 @@ dbTest(
             "the dependent build started after the first one was published",
           );
           const env = await isolatedFlatpakEnv(join(work, "client"));
-          await addRemote(env, "yard", `${p.base}/repo/stable.flatpakrepo`);
+          await addPrivateRemote(env, "yard", p, work);
           await installFrom(
             env,
             "yard",

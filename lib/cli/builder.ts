@@ -1,8 +1,8 @@
 /**
  * @module `flatyard builder`: the builder entrypoint, run by the local runner as a subprocess and
  * by the Kubernetes runner as the Job's container command. It reads its task from the
- * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`),
- * fetches the sources, runs flatpak-builder for the one architecture, and uploads the result into
+ * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`, which
+ * also downloads from the build's repository), fetches the sources, runs flatpak-builder for the one architecture, and uploads the result into
  * the task's flat-manager build with the same code as `flatyard push` (upload and refs only: the
  * server commits and publishes once every architecture is in). Exit status: 0 done,
  * {@link BUILD_FAILED_EXIT} when flatpak-builder failed (the build's own fault: never retried),
@@ -49,6 +49,17 @@ export function depsRemoteName(url: string): string {
   return `flatyard-deps-${
     createHash("sha256").update(url).digest("hex").slice(0, 16)
   }`;
+}
+
+/**
+ * `url` with `token` as its basic-auth password, which flatpak sends with every request of the
+ * remote: a private repository's download token (specs/flat-manager-api.md §2.3).
+ */
+export function urlWithToken(url: string, token: string): string {
+  const u = new URL(url);
+  u.username = "flatyard";
+  u.password = token;
+  return u.href;
 }
 
 export async function builderCommand(
@@ -139,7 +150,11 @@ export async function builderCommand(
     const depsRemote = spec.depsFrom && depsRemoteName(spec.depsFrom);
     if (spec.depsFrom && depsRemote) {
       step(`Adding the runtime remote ${spec.depsFrom} as ${depsRemote}`);
-      const res = await fetch(spec.depsFrom);
+      // The task's token may also download from the build's repository, which a private one
+      // requires of the `.flatpakrepo` and of every file flatpak fetches.
+      const res = await fetch(spec.depsFrom, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
       if (!res.ok) {
         throw new Error(
           `Fetching ${spec.depsFrom} answered ${res.status}: ${await res
@@ -147,11 +162,15 @@ export async function builderCommand(
         );
       }
       const repoFile = join(work, "deps.flatpakrepo");
-      const text = await res.text();
-      await Deno.writeTextFile(repoFile, text);
+      const kf = KeyFile.parse(await res.text());
+      const url = kf.get("Flatpak Repo", "Url");
+      if (!url) throw new Error(`${spec.depsFrom} has no Url`);
+      const withToken = urlWithToken(url, token);
+      kf.set("Flatpak Repo", "Url", withToken);
+      await Deno.writeTextFile(repoFile, kf.toString());
       // Every key the repository lists now, imported even into a remote added by an earlier
       // task: a remote added once would otherwise never learn of a rotated key.
-      const gpgKey = KeyFile.parse(text).get("Flatpak Repo", "GPGKey");
+      const gpgKey = kf.get("Flatpak Repo", "GPGKey");
       const keyFile = join(work, "deps.gpg");
       if (gpgKey) {
         await Deno.writeFile(
@@ -160,7 +179,8 @@ export async function builderCommand(
         );
       }
       // Tasks share the runner's flatpak installation: under a lock, so that a second task
-      // cannot find the remote added but its GPG keys not yet imported.
+      // cannot find the remote added but its GPG keys not yet imported. A remote added by an
+      // earlier task gets this task's token: the earlier one may have expired.
       const userDir = env.FLATPAK_USER_DIR ??
         join(env.HOME ?? work, ".local", "share", "flatpak");
       await Deno.mkdir(userDir, { recursive: true });
@@ -169,12 +189,14 @@ export async function builderCommand(
         "sh",
         "-c",
         'flatpak --user remote-add --if-not-exists --from "$1" "$2" && ' +
+        'flatpak --user remote-modify --url="$4" "$1" && ' +
         '{ [ -z "$3" ] || flatpak --user remote-modify --gpg-import="$3" "$1"; }',
         "sh",
         depsRemote,
         repoFile,
         gpgKey ? keyFile : "",
-      ], { log });
+        withToken,
+      ], { log: (line) => log(line.replaceAll(token, "<token>")) });
     }
     step(`Building for ${spec.arch}`);
     const repo = join(work, "repo");

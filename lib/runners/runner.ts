@@ -46,7 +46,10 @@ export interface TaskResources {
 /** What a runner is asked to run. */
 export interface RunRequest {
   spec: BuilderSpec;
-  /** A token with the `upload` scope for `spec.uploadBuildUrl` only, expiring soon. */
+  /**
+   * A token with the `upload` scope for `spec.uploadBuildUrl` only, and `download` for its
+   * repository (`spec.depsFrom`), expiring soon.
+   */
   uploadToken: string;
   resources: TaskResources;
   /** Receives each output line of the builder, in order. */

@@ -67,6 +67,8 @@ export async function startPipeline(
   opts: {
     sign?: boolean;
     collectionId?: string;
+    /** A private repository: its files need a download token. */
+    private?: boolean;
     /** Sub-apps to serve beside createApp's (routes not yet mounted there). */
     routes?: (deps: Deps) => OpenAPIHono<AppEnv>[];
     /** More configuration (FLATYARD_HOOKS_FILE, …). */
@@ -124,6 +126,7 @@ export async function startPipeline(
         name: repo,
         title: "Pipeline",
         ...(opts.collectionId ? { collectionId: opts.collectionId } : {}),
+        ...(opts.private ? { public: false } : {}),
       },
     }),
     201,

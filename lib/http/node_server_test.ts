@@ -1,6 +1,7 @@
-/** The node:http front: GET bodies reach the app, other bodies stream, cookies and HEAD behave. */
+/** The node:http front: GET bodies reach the app, other bodies stream, cookies and HEAD behave, idle connections close. */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
+import { connect } from "node:net";
 import { rawRequest } from "../../tests/support/raw_http.ts";
 import { serveApp } from "./node_server.ts";
 import type { ServerEnv } from "./node_request.ts";
@@ -77,6 +78,34 @@ Deno.test("serveApp hands GET bodies to the app and streams the rest", async (t)
   }
 });
 
+/**
+ * A keep-alive connection to `port`; `ask` sends one request and waits for `body` in its
+ * answer, then returns everything the connection received.
+ */
+async function keepAlive(port: number) {
+  const socket = connect(port, "127.0.0.1");
+  await new Promise<void>((r) => socket.once("connect", () => r()));
+  let data = "";
+  socket.on("data", (b) => data += b.toString());
+  let closedAt = 0;
+  const closed = new Promise<void>((r) =>
+    socket.once("close", () => {
+      closedAt = performance.now();
+      r();
+    })
+  );
+  const ask = async (path: string, body: string) => {
+    const from = data.length;
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    while (!data.slice(from).includes(body)) {
+      if (socket.destroyed) throw new Error(`closed before ${body}: ${data}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return data;
+  };
+  return { socket, ask, closed, closedAt: () => closedAt };
+}
+
 Deno.test("shutdown closes idle keep-alive connections at once and lets a busy one finish", async () => {
   let release!: () => void;
   const held = new Promise<void>((r) => release = r);
@@ -90,24 +119,7 @@ Deno.test("shutdown closes idle keep-alive connections at once and lets a busy o
     return c.text("slow and whole");
   });
   const server = await serveApp(app, { hostname: "127.0.0.1", port: 0 });
-  const { connect } = await import("node:net");
-  /** A keep-alive connection; `ask` sends one request and reads its whole answer. */
-  const open = async () => {
-    const socket = connect(server.port, "127.0.0.1");
-    await new Promise<void>((r) => socket.once("connect", () => r()));
-    let data = "";
-    socket.on("data", (b) => data += b.toString());
-    const closed = new Promise<void>((r) => socket.once("close", () => r()));
-    const ask = async (path: string, body: string) => {
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      while (!data.includes(body)) {
-        if (socket.destroyed) throw new Error(`closed before ${body}: ${data}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      return data;
-    };
-    return { socket, ask, closed };
-  };
+  const open = () => keepAlive(server.port);
   const idle = await open();
   await idle.ask("/quick", "quick");
   const busy = await open();
@@ -136,24 +148,7 @@ Deno.test("idle keep-alive connections are closed; busy and active ones are not"
     port: 0,
     idleTimeoutMs,
   });
-  const { connect } = await import("node:net");
-  const open = async () => {
-    const socket = connect(server.port, "127.0.0.1");
-    await new Promise<void>((r) => socket.once("connect", () => r()));
-    let data = "";
-    socket.on("data", (b) => data += b.toString());
-    let closedAt = 0;
-    socket.once("close", () => closedAt = performance.now());
-    const ask = async (path: string, body: string) => {
-      const from = data.length;
-      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
-      while (!data.slice(from).includes(body)) {
-        if (socket.destroyed) throw new Error(`closed before ${body}: ${data}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-    return { socket, ask, closedAt: () => closedAt };
-  };
+  const open = () => keepAlive(server.port);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
     const idle = await open();

@@ -20,7 +20,8 @@ import {
   wantsFlatpakref,
 } from "../lib/builds/flatpakref.ts";
 import { readRef, signUnsignedTips } from "../lib/builds/repo_refs.ts";
-import { ostree, run } from "../lib/ostree/cli.ts";
+import { setRepoConfig } from "../lib/ostree/repo_config.ts";
+import { run } from "../lib/ostree/cli.ts";
 import { signSummaries } from "../lib/ostree/sign.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
 import type { RepoKeys } from "../lib/repos/repo_keys.ts";
@@ -70,7 +71,7 @@ export async function runCommit(
     // objects now found through its parent, the build repository: a source with no collection
     // ID, as flatpak wants (the build repository's own commit binding is checked against it).
     adoptUploadedObjects(paths.upload, paths.root);
-    await ostree(paths.upload, ["config", "set", "core.parent", paths.root]);
+    await setRepoConfig(paths.upload, { "core.parent": paths.root });
     for (const ref of refs) {
       await log(`Committing ref ${ref.refName} (${ref.commit})`);
       // Every object there, in the build repository or the main one (its parent), as

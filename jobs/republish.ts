@@ -21,6 +21,7 @@ import {
   signUnsignedTips,
   writeRef,
 } from "../lib/builds/repo_refs.ts";
+import { setRepoConfig } from "../lib/ostree/repo_config.ts";
 import { ostree, run } from "../lib/ostree/cli.ts";
 import type { JobQueue } from "../lib/queue/queue.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
@@ -62,7 +63,7 @@ async function scratchRepo(main: string): Promise<string> {
   const dir = await Deno.makeTempDir({ dir: root });
   await ostree(dir, ["init", "--mode=archive-z2"]);
   await Deno.symlink(main, join(dir, "parent"));
-  await ostree(dir, ["config", "set", "core.parent", main]);
+  await setRepoConfig(dir, { "core.parent": main });
   return dir;
 }
 

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ostree } from "../ostree/cli.ts";
+import { setRepoConfig } from "../ostree/repo_config.ts";
 
 /** Where build `id` lives. */
 export function buildPaths(
@@ -25,15 +26,16 @@ async function initOne(
 ): Promise<void> {
   await ostree(dir, ["init", "--mode=archive-z2"]);
   await Deno.symlink(mainRepo, join(dir, "parent"));
-  await ostree(dir, ["config", "set", "core.parent", mainRepo]);
-  await ostree(dir, ["config", "set", "core.min-free-space-size", "500MB"]);
-  // No fsync in build repositories: a build interrupted by a crash is failed and purged, never
-  // served from half-written files, and the main repository keeps its fsyncs. On this VM's
-  // disk the build repository's appstream commit alone spent 130 ms in them (bench/upload.ts).
-  await ostree(dir, ["config", "set", "core.fsync", "false"]);
-  if (collectionId) {
-    await ostree(dir, ["config", "set", "core.collection-id", collectionId]);
-  }
+  await setRepoConfig(dir, {
+    "core.parent": mainRepo,
+    "core.min-free-space-size": "500MB",
+    // No fsync in build repositories: a build interrupted by a crash is failed and purged,
+    // never served from half-written files, and the main repository keeps its fsyncs. On this
+    // VM's disk the build repository's appstream commit alone spent 130 ms in them
+    // (bench/upload.ts).
+    "core.fsync": "false",
+    ...(collectionId ? { "core.collection-id": collectionId } : {}),
+  });
 }
 
 /** Creates both repositories, made complete in a temporary directory and renamed into place. */
@@ -47,12 +49,15 @@ export async function initBuildRepos(
   await Deno.mkdir(paths.all, { recursive: true });
   const tmp = join(paths.all, `.init-${id}-${crypto.randomUUID()}`);
   try {
-    await initOne(
-      tmp,
-      mainRepo,
-      repoCollectionId ? `${repoCollectionId}.Build${id}` : null,
-    );
-    await initOne(join(tmp, "upload"), mainRepo, null);
+    await Deno.mkdir(tmp);
+    await Promise.all([
+      initOne(
+        tmp,
+        mainRepo,
+        repoCollectionId ? `${repoCollectionId}.Build${id}` : null,
+      ),
+      initOne(join(tmp, "upload"), mainRepo, null),
+    ]);
     await Deno.rename(tmp, paths.root);
   } catch (err) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});

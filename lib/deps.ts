@@ -11,7 +11,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/db.ts";
 import { migrate } from "./db/migrate.ts";
-import { openPglite } from "./db/pglite.ts";
+import { openPgliteDir } from "./db/pglite.ts";
 import { openPostgres } from "./db/postgres.ts";
 import type { Logger } from "./logger.ts";
 import { Metrics } from "./metrics.ts";
@@ -150,7 +150,7 @@ export async function openDeps(
 ): Promise<Deps & { close(): Promise<void> }> {
   const db = config.databaseUrl
     ? openPostgres(config.databaseUrl)
-    : await openPglite({ dataDir: join(config.dataDir, "db") });
+    : await openPgliteDir(join(config.dataDir, "db"));
   const applied = await migrate(db);
   if (applied.length > 0) {
     logger.info("applied migrations", { versions: applied, database: db.kind });

@@ -23,7 +23,7 @@ import { createFlatManagerJobRoutes } from "../routes/flat_manager/jobs.ts";
 import { createFlatManagerUploadRoutes } from "../routes/flat_manager/upload.ts";
 import { createFlatManagerPipelineRoutes } from "../routes/flat_manager/pipeline.ts";
 import { createFlatManagerRepoJobRoutes } from "../routes/flat_manager/repo_jobs.ts";
-import { createArtifactRoutes } from "../routes/artifacts.ts";
+import { createArtifactRoutes } from "../routes/artifacts/routes.ts";
 import { createSourceBuildRoutes } from "../routes/source_builds.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";

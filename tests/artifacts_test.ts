@@ -28,7 +28,7 @@ import { serveApp } from "../lib/http/node_server.ts";
 import { silentLogger } from "../lib/logger.ts";
 import { run } from "../lib/ostree/cli.ts";
 import { startWorker } from "../lib/queue/worker.ts";
-import { MAX_ARTIFACT_BYTES } from "../routes/artifacts_schema.ts";
+import { MAX_ARTIFACT_BYTES } from "../routes/artifacts/schema.ts";
 import { expectJson, type TestApp, testApp } from "./support/app.ts";
 import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";

@@ -1,6 +1,6 @@
 /**
  * @module `flatyard push-bundle`: uploads a flatpak bundle (`flatpak build-bundle`) into a build
- * as a resumable, chunked artifact (routes/artifacts.ts), then imports it into the build and
+ * as a resumable, chunked artifact (routes/artifacts/), then imports it into the build and
  * waits for the import job. Run it again with `--resume URL` after an interruption: the upload
  * continues from the last byte the server stored.
  */

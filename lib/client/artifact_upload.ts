@@ -1,5 +1,5 @@
 /**
- * @module Client side of artifact uploads (routes/artifacts.ts): creates the artifact, PUTs the
+ * @module Client side of artifact uploads (routes/artifacts/): creates the artifact, PUTs the
  * file in `Content-Range` chunks streamed from disk, and survives lost connections, server errors
  * and restarts: after a failure it asks the server how many bytes it stored (`received`) and
  * resumes from exactly there, with the capped, jittered backoff of {@link withRetry}.

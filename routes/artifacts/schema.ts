@@ -1,8 +1,8 @@
 /** @module Schemas of the artifact routes: every field's validation lives here. */
 import { z } from "@hono/zod-openapi";
-import type { Artifact } from "../lib/artifacts/artifact_store.ts";
-import { CONTENT_RANGE_PATTERN } from "../lib/artifacts/content_range.ts";
-import { ProblemSchema } from "../lib/http/openapi.ts";
+import type { Artifact } from "../../lib/artifacts/artifact_store.ts";
+import { CONTENT_RANGE_PATTERN } from "../../lib/artifacts/content_range.ts";
+import { ProblemSchema } from "../../lib/http/openapi.ts";
 
 /** Largest artifact accepted: a generous bound for one bundle, far below any volume. */
 export const MAX_ARTIFACT_BYTES = 16 * 1024 ** 3;

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { KeyFile } from "../ostree/keyfile.ts";
 import { ostree } from "../ostree/cli.ts";
+import { editRepoConfig } from "../ostree/repo_config.ts";
 import type { Repo } from "./repo_store.ts";
 
 /** Where repositories live, and where deleted ones wait for removal. */
@@ -41,12 +42,8 @@ export function applyConfig(kf: KeyFile, repo: Repo): KeyFile {
 }
 
 /** Rewrites `<dir>/config` atomically from the repository's settings. */
-export async function writeRepoConfig(dir: string, repo: Repo): Promise<void> {
-  const path = join(dir, "config");
-  const kf = applyConfig(KeyFile.parse(await Deno.readTextFile(path)), repo);
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  await Deno.writeTextFile(tmp, kf.toString(), { mode: 0o644 });
-  await Deno.rename(tmp, path);
+export function writeRepoConfig(dir: string, repo: Repo): Promise<void> {
+  return editRepoConfig(dir, (kf) => void applyConfig(kf, repo));
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * @module What both benchmarks share: a command runner, a free loopback port, and a Flatyard
  * server of its own (`main.ts serve` in a subprocess on a fresh data dir) with tokens minted
- * offline by `main.ts token`. FLATYARD_* settings in the bench's environment reach the server. BENCH_PROFILE=DIR writes the server's CPU profile there (open it
- * in Chrome's DevTools).
+ * offline by `main.ts token`. FLATYARD_* settings in the bench's environment reach the server.
+ * BENCH_PROFILE=DIR writes the server's CPU profile there (open it in Chrome's DevTools).
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

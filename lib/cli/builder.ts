@@ -1,10 +1,11 @@
 /**
  * @module `flatyard builder`: the builder entrypoint, run by the local runner as a subprocess and
  * by the Kubernetes runner as the Job's container command. It reads its task from the
- * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`, which
- * also downloads from the build's repository), fetches the sources, runs flatpak-builder for the one architecture, and uploads the result into
- * the task's flat-manager build with the same code as `flatyard push` (upload and refs only: the
- * server commits and publishes once every architecture is in). Exit status: 0 done,
+ * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`,
+ * which also downloads from the build's repository), fetches the sources, runs flatpak-builder
+ * for the one architecture, and uploads the result into the task's flat-manager build with the
+ * same code as `flatyard push` (upload and refs only: the server commits and publishes once
+ * every architecture is in). Exit status: 0 done,
  * {@link BUILD_FAILED_EXIT} when flatpak-builder failed (the build's own fault: never retried),
  * anything else for an infrastructure failure (retried).
  */

@@ -1,4 +1,7 @@
-/** The builder's runner-wide remote for dependencies: one per `.flatpakrepo` URL, with the token. */
+/**
+ * The builder's runner-wide remote for dependencies: one per `.flatpakrepo` URL, with the task's
+ * token in its URL.
+ */
 import assert from "node:assert/strict";
 import { depsRemoteName, urlWithToken } from "./builder.ts";
 import { downloadToken } from "../http/download_auth.ts";

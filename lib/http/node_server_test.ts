@@ -1,4 +1,7 @@
-/** The node:http front: GET bodies reach the app, other bodies stream, cookies and HEAD behave, idle connections close. */
+/**
+ * The node:http front: GET bodies reach the app, other bodies stream, cookies and HEAD behave,
+ * idle connections close.
+ */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { connect } from "node:net";

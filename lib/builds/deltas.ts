@@ -5,7 +5,9 @@
  * servable for an hour (clients mid-download keep working).
  */
 import { join } from "node:path";
-import { ostree, run, type RunOptions } from "../ostree/cli.ts";
+import { run, type RunOptions } from "../ostree/cli.ts";
+import { commitParent } from "../ostree/object_graph.ts";
+import { listRefs, readRef } from "./repo_refs.ts";
 import type { DeltaPolicy } from "../repos/repo_store.ts";
 import { parseFlatpakRef } from "./flatpakref.ts";
 
@@ -47,50 +49,66 @@ export function depthFor(policy: DeltaPolicy, ref: string): number {
   return rule?.depth ?? 0;
 }
 
-async function parentOf(
-  repo: string,
-  commit: string,
-): Promise<string | undefined> {
-  try {
-    return (await ostree(repo, ["rev-parse", `${commit}^`])).trim() ||
-      undefined;
-  } catch {
-    return undefined; // no parent, or the parent object was pruned
-  }
-}
-
 /** The deltas the policy wants: scratch → tip (if enabled) and up to `depth` ancestors → tip. */
 export async function wantedDeltas(
   repo: string,
   policy: DeltaPolicy,
 ): Promise<Set<string>> {
   const wanted = new Set<string>();
-  const refs = (await ostree(repo, ["refs"])).split("\n").filter((r) =>
-    r !== ""
-  );
-  for (const ref of refs) {
+  for (const ref of await listRefs(repo)) {
     const delta = ref.startsWith("app/") || ref.startsWith("runtime/") ||
       ref.startsWith("appstream2/");
     if (!delta) continue;
-    const tip = (await ostree(repo, ["rev-parse", ref])).trim();
+    const tip = await readRef(repo, ref);
+    if (!tip) continue;
     if (policy.fromScratch || ref.startsWith("appstream2/")) wanted.add(tip);
     let from: string | undefined = tip;
     for (let d = depthFor(policy, ref); d > 0 && from; d--) {
-      from = await parentOf(repo, from);
+      from = await commitParent(repo, from);
       if (from) wanted.add(`${from}-${tip}`);
     }
   }
   return wanted;
 }
 
-/** Existing deltas, hex names. */
+/** The hex checksum of ostree's modified base64 `s`, or undefined if it is not one. */
+export function unmbase64(s: string): string | undefined {
+  if (!/^[A-Za-z0-9+_]{43}$/.test(s)) return undefined;
+  const bytes = atob(s.replaceAll("_", "/") + "=");
+  return Array.from(bytes, (c) => c.charCodeAt(0).toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/**
+ * Existing deltas, hex names: what `ostree static-delta list` lists (the directories below
+ * `deltas/` that hold a superblock), read from the directory rather than by a subprocess.
+ */
 export async function existingDeltas(repo: string): Promise<Set<string>> {
-  const out = await ostree(repo, ["static-delta", "list"]);
-  return new Set(
-    out.split("\n").map((l) => l.trim()).filter((l) =>
-      /^[0-9a-f]{64}(-[0-9a-f]{64})?$/.test(l)
-    ),
-  );
+  const names = new Set<string>();
+  const root = join(repo, "deltas");
+  let prefixes: Deno.DirEntry[];
+  try {
+    prefixes = await Array.fromAsync(Deno.readDir(root));
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return names;
+    throw err;
+  }
+  for (const p of prefixes) {
+    if (!p.isDirectory || p.name.length !== 2) continue;
+    for await (const d of Deno.readDir(join(root, p.name))) {
+      const parts = (p.name + d.name).split("-");
+      if (!d.isDirectory || parts.length > 2) continue;
+      const hexes = parts.map(unmbase64);
+      if (hexes.some((h) => h === undefined)) continue;
+      try {
+        await Deno.lstat(join(root, p.name, d.name, "superblock"));
+      } catch {
+        continue;
+      }
+      names.add(hexes.join("-"));
+    }
+  }
+  return names;
 }
 
 /**

@@ -71,6 +71,27 @@ export async function readDirtree(
 }
 
 /**
+ * The parent of `commit` as `ostree rev-parse <commit>^` gives it: undefined when the commit has
+ * none, or when its object is not in the repository (pruned).
+ */
+export async function commitParent(
+  repos: RepoChain,
+  commit: string,
+): Promise<string | undefined> {
+  const name = `${commit}.commit`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readObject(repos, name);
+  } catch {
+    return undefined;
+  }
+  const parent = (decode(COMMIT, bytes) as unknown[])[1];
+  return parent instanceof Uint8Array && parent.length === 0
+    ? undefined
+    : checksum(parent, name);
+}
+
+/**
  * The metadata objects of `commits`, in discovery order without duplicates (§5.2 step 3):
  * `<commit>.commit`, then depth first from the root each `.dirmeta` and `.dirtree`. A dirtree
  * already seen is not walked again, as in the Python client's `local_needed_metadata_dirtree`.

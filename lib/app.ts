@@ -28,8 +28,8 @@ import { createSourceBuildRoutes } from "../routes/source_builds.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createLiveLogRoutes } from "../routes/live_logs.ts";
-import { createUserRoutes } from "../routes/users.ts";
-import { createRepoRoutes } from "../routes/repos.ts";
+import { createUserRoutes } from "../routes/users/routes.ts";
+import { createRepoRoutes } from "../routes/repos/routes.ts";
 import { createRepoKeyRoutes } from "../routes/repo_keys.ts";
 import {
   createRepoFileFastPath,
@@ -39,7 +39,7 @@ import { createRepoMetaRoutes } from "../routes/repo_meta.ts";
 import { createFlatpakrefRoutes } from "../routes/flatpakrefs.ts";
 import { createBuildFileRoutes } from "../routes/build_files.ts";
 import { createStatusRoutes } from "../routes/status.ts";
-import { createStatsRoutes } from "../routes/stats.ts";
+import { createStatsRoutes } from "../routes/stats/routes.ts";
 
 export const API_TITLE = "Flatyard API";
 export const API_VERSION = "0.1.0";

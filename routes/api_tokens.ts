@@ -12,7 +12,7 @@ import { requireUser } from "../lib/http/guards.ts";
 import { errors, jsonBody, nativeSecurity } from "../lib/http/openapi.ts";
 import { type Claims, knownScopes } from "../lib/tokens/claims.ts";
 import { mintDenials } from "../lib/users/roles.ts";
-import { RepoNameSchema } from "./users_schema.ts";
+import { RepoNameSchema } from "./users/schema.ts";
 
 const MintRequest = z.object({
   name: z.string().min(1).max(100).openapi({ example: "github-actions" }),

@@ -12,7 +12,7 @@ import { requireUser } from "../lib/http/guards.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
 import { errors, jsonBody, nativeSecurity } from "../lib/http/openapi.ts";
 import { LoginLimiter } from "../lib/users/login_limiter.ts";
-import { PasswordSchema, toUserJson, UserSchema } from "./users_schema.ts";
+import { PasswordSchema, toUserJson, UserSchema } from "./users/schema.ts";
 
 const LoginRequest = z.object({
   username: z.string().min(1).max(64).openapi({ example: "alice" }),

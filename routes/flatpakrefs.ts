@@ -16,7 +16,7 @@ import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { repoStore } from "../lib/repos/repo_store.ts";
 import { FlatpakId } from "./repo_meta_schema.ts";
-import { RepoName } from "./repos_schema.ts";
+import { RepoName } from "./repos/schema.ts";
 
 const Params = z.object({
   name: RepoName.openapi({

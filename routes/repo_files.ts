@@ -42,7 +42,7 @@ import { KeyFile } from "../lib/ostree/keyfile.ts";
 import { canReadRepo } from "../lib/repos/access.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { type Repo, repoStore } from "../lib/repos/repo_store.ts";
-import { repoUrl } from "./repos_schema.ts";
+import { repoUrl } from "./repos/schema.ts";
 
 const REPO_NAME = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}";
 /** The route of repository files, as the metrics and the request log name it. */

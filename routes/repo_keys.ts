@@ -25,8 +25,8 @@ import {
 import { canReadRepo } from "../lib/repos/access.ts";
 import type { RepoKeyInfo } from "../lib/repos/repo_keys.ts";
 import { repoStore } from "../lib/repos/repo_store.ts";
-import { maybePrincipal } from "./repos.ts";
-import { RepoName } from "./repos_schema.ts";
+import { maybePrincipal } from "./repos/context.ts";
+import { RepoName } from "./repos/schema.ts";
 
 const NameParam = z.object({
   name: RepoName.openapi({

@@ -23,7 +23,7 @@ import {
   RepoIndexSchema,
   RepoParam,
 } from "./repo_meta_schema.ts";
-import { maybePrincipal } from "./repos.ts";
+import { maybePrincipal } from "./repos/context.ts";
 
 /** Mutable, like the summary it follows (specs/ostree-repos.md §2.4). */
 const MAX_AGE = "max-age=300";

@@ -1,6 +1,6 @@
 /** @module Schemas of the repository metadata routes: index, appstream and icons. */
 import { z } from "@hono/zod-openapi";
-import { RepoName } from "./repos_schema.ts";
+import { RepoName } from "./repos/schema.ts";
 
 /** flatpak's rule for ids (`flatpak:common/flatpak-ref-utils.c`): 3+ elements, 255 at most. */
 export const FLATPAK_ID =

@@ -99,7 +99,7 @@ export async function recordCdnPurge(
   );
 }
 
-/** The request URL of `hook` for `path` (placeholders: see routes/repos_schema.ts). */
+/** The request URL of `hook` for `path` (placeholders: see routes/repos/schema.ts). */
 export function purgeUrl(
   hook: CdnPurgeHook,
   repo: Pick<Repo, "name" | "baseUrl">,

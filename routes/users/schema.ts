@@ -1,7 +1,9 @@
-/** @module Schemas shared by the user and auth routes. */
+/**
+ * @module Schemas of the user routes; the auth, token and repository routes share some of them.
+ */
 import { z } from "@hono/zod-openapi";
-import { globalRoles, repoRoles } from "../lib/users/roles.ts";
-import { type User, USERNAME_PATTERN } from "../lib/users/users.ts";
+import { globalRoles, repoRoles } from "../../lib/users/roles.ts";
+import { type User, USERNAME_PATTERN } from "../../lib/users/users.ts";
 
 export const UsernameSchema = z.string().regex(
   USERNAME_PATTERN,
@@ -44,3 +46,33 @@ export function toUserJson(u: User): z.infer<typeof UserSchema> {
     updatedAt: u.updatedAt.toISOString(),
   };
 }
+
+export const IdParam = z.object({
+  id: z.coerce.number().int().positive().openapi({
+    param: { name: "id", in: "path" },
+    example: 2,
+  }),
+});
+export const RepoParam = IdParam.extend({
+  repo: RepoNameSchema.openapi({ param: { name: "repo", in: "path" } }),
+});
+
+export const CreateUser = z.object({
+  username: UsernameSchema,
+  password: PasswordSchema,
+  role: z.enum(globalRoles).default("viewer"),
+}).strict().openapi("CreateUserRequest");
+
+export const UpdateUser = z.object({
+  role: z.enum(globalRoles).optional(),
+  disabled: z.boolean().optional(),
+  password: PasswordSchema.optional(),
+}).strict().refine(
+  (b) => Object.keys(b).length > 0,
+  "must change at least one field",
+).openapi("UpdateUserRequest");
+
+export const SetRepoRole = z.object({ role: z.enum(repoRoles) }).strict()
+  .openapi(
+    "SetRepoRoleRequest",
+  );

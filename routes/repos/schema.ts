@@ -4,14 +4,22 @@ import {
   CDN_PURGE_METHODS,
   type Repo,
   repoUrl,
-} from "../lib/repos/repo_store.ts";
-import { RepoNameSchema } from "./users_schema.ts";
+} from "../../lib/repos/repo_store.ts";
+import { RepoNameSchema } from "../users/schema.ts";
 
 /** A repository name; `.flatpakrepo` is reserved for the file served beside the repository. */
 export const RepoName = RepoNameSchema.refine(
   (n) => !n.endsWith(".flatpakrepo"),
   "must not end in .flatpakrepo",
 );
+
+/** The `{name}` path parameter of the repository routes. */
+export const NameParam = z.object({
+  name: RepoName.openapi({
+    param: { name: "name", in: "path" },
+    example: "stable",
+  }),
+});
 
 /** OSTree collection IDs are reverse-DNS names of two or more elements (D-Bus name rules). */
 export const CollectionId = z.string().max(255).regex(
@@ -260,7 +268,7 @@ export const RepoSchema = z.object({
   updatedAt: z.string(),
 }).openapi("Repo");
 
-export { repoUrl } from "../lib/repos/repo_store.ts";
+export { repoUrl } from "../../lib/repos/repo_store.ts";
 
 /** A repository as the API shows it. */
 export function toRepoJson(

@@ -31,8 +31,11 @@ export function addMissingObjects(
       const missing = new Set(
         await missingObjects(deps.config.dataDir, build.id, names),
       );
+      // Sets, not `names.includes`: a 10 MiB body holds ~140,000 names, and a scan per name
+      // would block the server for minutes.
+      const objects = new Set(names);
       return c.json({
-        missing: wanted.filter((n) => missing.has(n) || !names.includes(n)),
+        missing: wanted.filter((n) => missing.has(n) || !objects.has(n)),
       }, 200);
     },
   );

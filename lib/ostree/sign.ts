@@ -9,9 +9,9 @@ import type { Signer } from "../pgp/keys.ts";
 import {
   encodeDetachedMetadata,
   GPG_SIGS_KEY,
-  Variant,
   withGpgSignature,
-} from "./gvariant.ts";
+} from "./detached_metadata.ts";
+import { Variant } from "./gvariant.ts";
 
 /** `objects/XX/<rest>.<ext>` of a checksum. */
 export function objectPath(

@@ -90,7 +90,12 @@ export function createJobHandlers(
         workRoot: join(dataDir, "runner", "tasks"),
         flatpakUserDir: join(dataDir, "runner", "flatpak"),
       });
-    return { ...pipeline, tokens: deps.tokens, runner };
+    return {
+      ...pipeline,
+      tokens: deps.tokens,
+      registry: deps.registry,
+      runner,
+    };
   };
   return {
     [COMMIT_KIND]: parsed(

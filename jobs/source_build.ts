@@ -19,9 +19,10 @@ import { artifactStore } from "../lib/artifacts/artifact_store.ts";
 
 /** How long a build waits for its source archive upload before it fails. */
 const SOURCE_UPLOAD_WAIT_SECONDS = 24 * 3600;
-import type { Runner } from "../lib/runners/runner.ts";
+import type { Runner, RunResult } from "../lib/runners/runner.ts";
 import { sourceBuildStore } from "../lib/source_builds/source_builds.ts";
 import type { TokenAuthenticator } from "../lib/tokens/authenticator.ts";
+import type { TokenRegistry } from "../lib/tokens/registry.ts";
 import { type CommitDeps, runCommit } from "./commit.ts";
 import { type PublishDeps, runPublish } from "./publish.ts";
 
@@ -29,6 +30,7 @@ import { type PublishDeps, runPublish } from "./publish.ts";
 export interface SourceBuildDeps extends CommitDeps, PublishDeps {
   db: Db;
   tokens: TokenAuthenticator;
+  registry: TokenRegistry;
   runner: Runner;
 }
 
@@ -77,9 +79,13 @@ export async function runBuildTask(
   );
   // A token that can only upload into this one build, and download from its repository (the
   // runtime and SDK come from there, and a private one asks for a token), for as long as the
-  // task may run.
+  // task may run. Revoked when the task ends: the runner keeps it in the URL of its flatpak
+  // remote (lib/cli/builder.ts), where it must not stay a key to a private repository.
   const now = Math.floor(Date.now() / 1000);
+  const jti = `builder-${sb.id}-${input.arch}-${crypto.randomUUID()}`;
+  const exp = now + sb.timeoutSeconds + 900;
   const uploadToken = await deps.tokens.sign({
+    jti,
     sub: `build/${sb.fmBuildId}`,
     scope: ["upload", "download"],
     repos: [sb.repo],
@@ -87,28 +93,38 @@ export async function runBuildTask(
     apps: [],
     branches: [],
     name: `builder ${sb.id}/${input.arch}`,
-    exp: now + sb.timeoutSeconds + 900,
+    exp,
   });
-  const result = await deps.runner.run({
-    spec: {
-      taskId: task.id,
-      arch: input.arch,
-      manifest: sb.manifest,
-      manifestName: sb.manifestName,
-      source: sb.source,
-      uploadBuildUrl: `${deps.baseUrl}/api/v1/build/${sb.fmBuildId}`,
-      branch: sb.branch,
-      depsFrom: `${deps.baseUrl}/repo/${sb.repo}.flatpakrepo`,
-    },
-    uploadToken,
-    resources: {
-      cpu: sb.cpu,
-      memory: sb.memory,
-      timeoutSeconds: sb.timeoutSeconds,
-    },
-    log,
-    signal,
-  });
+  let result: RunResult;
+  try {
+    result = await deps.runner.run({
+      spec: {
+        taskId: task.id,
+        arch: input.arch,
+        manifest: sb.manifest,
+        manifestName: sb.manifestName,
+        source: sb.source,
+        uploadBuildUrl: `${deps.baseUrl}/api/v1/build/${sb.fmBuildId}`,
+        branch: sb.branch,
+        depsFrom: `${deps.baseUrl}/repo/${sb.repo}.flatpakrepo`,
+      },
+      uploadToken,
+      resources: {
+        cpu: sb.cpu,
+        memory: sb.memory,
+        timeoutSeconds: sb.timeoutSeconds,
+      },
+      log,
+      signal,
+    });
+  } finally {
+    const why = await deps.registry
+      .revoke([jti], { expires: new Date(exp * 1000) })
+      .then(() => undefined, (err) => err instanceof Error ? err.message : err);
+    if (why !== undefined) {
+      await log(`Could not revoke the task's token: ${why}`);
+    }
+  }
   await log(`${input.arch}: ${result.outcome}: ${result.message}`);
   switch (result.outcome) {
     case "succeeded":

@@ -3,7 +3,7 @@
  * runner is in source_builds_e2e_test.ts): invalid submissions are 422s naming each field and
  * queue nothing; a concurrency limit of 1 runs queued tasks by priority; a failed dependency
  * cancels its dependents; infrastructure failures are retried, build failures are not; who may
- * submit.
+ * submit; a task's token is revoked when its run ends.
  */
 import assert from "node:assert/strict";
 import { dbTest } from "./support/db.ts";
@@ -14,6 +14,8 @@ import { BUILDS_LIMIT_KEY } from "../lib/source_builds/source_builds.ts";
 /** A runner whose tasks end when the test says, recording the order they started in. */
 function scriptedRunner() {
   const started: string[] = [];
+  /** The tokens each task was given, one per attempt, by `<app id>/<arch>`. */
+  const tokens = new Map<string, string[]>();
   const pending = new Map<string, (r: RunResult) => void>();
   const outcomes = new Map<string, RunResult[]>();
   const runner: Runner = {
@@ -24,6 +26,7 @@ function scriptedRunner() {
           (req.spec.manifest as { "app-id": string })["app-id"]
       }/${req.spec.arch}`;
       started.push(key);
+      tokens.set(key, [...tokens.get(key) ?? [], req.uploadToken]);
       void req.log(`scripted run of ${key}`);
       const scripted = outcomes.get(key)?.shift();
       if (scripted) return Promise.resolve(scripted);
@@ -39,6 +42,7 @@ function scriptedRunner() {
   return {
     runner,
     started,
+    tokens,
     /** Ends the running task `key` with `result`. */
     finish(key: string, result: RunResult) {
       const r = pending.get(key);
@@ -239,6 +243,9 @@ dbTest(
         async () => {
           await submit("org.example.First");
           await s.until("First to start", () => s.started.length === 1);
+          const [firstToken] = s.tokens.get("org.example.First/x86_64")!;
+          const claims = await p.a.deps.tokens.verify(firstToken!);
+          assert.deepEqual(claims.scope, ["upload", "download"]);
           await submit("org.example.Low", { priority: 0 });
           await submit("org.example.High", { priority: 50 });
           await submit("org.example.Mid", { priority: 10 });
@@ -258,6 +265,18 @@ dbTest(
             "org.example.Mid/x86_64",
             "org.example.Low/x86_64",
           ]);
+          // Ended tasks' tokens no longer open anything (a runner keeps its last one in the URL
+          // of its flatpak remote), and their rows go when they expire.
+          await assert.rejects(
+            p.a.deps.tokens.verify(firstToken!),
+            /Token has been revoked/,
+          );
+          const [row] = await db.query<{ expires: Date | null }>(
+            "SELECT expires FROM tokens WHERE jti = $1",
+            [claims.jti],
+          );
+          assert.ok(row?.expires, "the revoked token's row has its expiry");
+          assert.equal(row.expires.getTime(), claims.exp * 1000);
         },
       );
 
@@ -290,6 +309,18 @@ dbTest(
           const f = await build(flaky);
           assert.equal(f.tasks[0].attempts, 2);
           assert.equal(f.tasks[0].status, "succeeded");
+          // Revoked whatever the outcome: failed, infrastructure (retried), succeeded.
+          const ended = [
+            ...s.tokens.get("org.example.Broken/x86_64")!,
+            ...s.tokens.get("org.example.Flaky/x86_64")!,
+          ];
+          assert.equal(ended.length, 3);
+          for (const token of ended) {
+            await assert.rejects(
+              p.a.deps.tokens.verify(token),
+              /Token has been revoked/,
+            );
+          }
         },
       );
 

@@ -129,14 +129,20 @@ export class TokenRegistry {
 
   /**
    * Revokes jtis: existing rows keep an earlier `revoked_at`; unknown jtis are pre-revoked
-   * (§2.7). Effective at once here and, through the bus, on every other process.
+   * (§2.7). Effective at once here and, through the bus, on every other process. `expires`, the
+   * tokens' expiry when the caller knows it, lets maintenance delete the rows once it passed.
    */
-  async revoke(jtis: readonly string[]): Promise<void> {
+  async revoke(
+    jtis: readonly string[],
+    opts: { expires?: Date } = {},
+  ): Promise<void> {
     if (jtis.length === 0) return;
     await this.db.query(
-      `INSERT INTO tokens (jti, revoked_at) SELECT unnest($1::text[]), now()
-       ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, now())`,
-      [[...jtis]],
+      `INSERT INTO tokens (jti, revoked_at, expires)
+       SELECT unnest($1::text[]), now(), $2::timestamptz
+       ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(tokens.revoked_at, now()),
+         expires = coalesce(tokens.expires, EXCLUDED.expires)`,
+      [[...jtis], opts.expires?.toISOString() ?? null],
     );
     for (const jti of jtis) this.revoked.add(jti);
     await this.bus.publish(REVOKED_CHANNEL, JSON.stringify(jtis));

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ostree, run } from "../lib/ostree/cli.ts";
 import { repoPaths } from "../lib/repos/repo_disk.ts";
 import { KeyFile } from "../lib/ostree/keyfile.ts";
-import { urlWithToken } from "../lib/cli/builder.ts";
+import { urlWithToken } from "../lib/cli/builder_deps.ts";
 import { addRemote, installFrom } from "./support/flatpak_client.ts";
 import { dbTest } from "./support/db.ts";
 import {
@@ -397,6 +397,21 @@ dbTest(
               publishedA!.finishedAt!.getTime(),
             "the dependent build started after the first one was published",
           );
+          // The builders installed from the private repository with their task's token in
+          // the runner's remote URL, and took it out again: no credential stays at rest.
+          const runnerConfig = await Deno.readTextFile(
+            join(
+              p.a.deps.config.dataDir,
+              "runner",
+              "flatpak",
+              "repo",
+              "config",
+            ),
+          );
+          const urls = runnerConfig.split("\n").filter((l) =>
+            l.startsWith("url=")
+          );
+          assert.deepEqual(urls, [`url=${p.base}/repo/stable/`], runnerConfig);
           const env = await isolatedFlatpakEnv(join(work, "client"));
           await addPrivateRemote(env, "yard", p, work);
           await installFrom(

@@ -2,21 +2,21 @@
  * @module `flatyard builder`: the builder entrypoint, run by the local runner as a subprocess and
  * by the Kubernetes runner as the Job's container command. It reads its task from the
  * environment (`FLATYARD_BUILD_SPEC`: a {@link BuilderSpec} as JSON; `FLATYARD_UPLOAD_TOKEN`,
- * which also downloads from the build's repository), fetches the sources, runs flatpak-builder
- * for the one architecture, and uploads the result into the task's flat-manager build with the
+ * which also downloads from the build's repository), fetches the sources, installs the runtime
+ * and SDK from the build's repository (builder_deps.ts), runs flatpak-builder for the one
+ * architecture, and uploads the result into the task's flat-manager build with the
  * same code as `flatyard push` (upload and refs only: the server commits and publishes once
  * every architecture is in). Exit status: 0 done,
  * {@link BUILD_FAILED_EXIT} when flatpak-builder failed (the build's own fault: never retried),
  * anything else for an infrastructure failure (retried).
  */
-import { fromBase64 } from "../base64.ts";
 import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { push } from "../client/push.ts";
 import { CommandError, run } from "../ostree/cli.ts";
-import { KeyFile } from "../ostree/keyfile.ts";
 import { BUILD_FAILED_EXIT, type BuilderSpec } from "../runners/runner.ts";
+import { installDependencies } from "./builder_deps.ts";
 
 const SpecSchema = z.object({
   taskId: z.number().int(),
@@ -42,27 +42,6 @@ const SpecSchema = z.object({
 class BuildFailed extends Error {}
 
 /** Runs the builder; returns its exit status. Output lines go to `out`. */
-/**
- * The runner-wide flatpak remote of a `.flatpakrepo` URL: one per URL, so that builds for
- * different repositories never install their dependencies from each other's remote.
- */
-export function depsRemoteName(url: string): string {
-  return `flatyard-deps-${
-    createHash("sha256").update(url).digest("hex").slice(0, 16)
-  }`;
-}
-
-/**
- * `url` with `token` as its basic-auth password, which flatpak sends with every request of the
- * remote: a private repository's download token (specs/flat-manager-api.md §2.3).
- */
-export function urlWithToken(url: string, token: string): string {
-  const u = new URL(url);
-  u.username = "flatyard";
-  u.password = token;
-  return u.href;
-}
-
 export async function builderCommand(
   env: Record<string, string | undefined>,
   out: (line: string) => void,
@@ -148,72 +127,46 @@ export async function builderCommand(
     );
     await Deno.mkdir(dirname(manifestPath), { recursive: true });
     await Deno.writeTextFile(manifestPath, JSON.stringify(spec.manifest));
-    const depsRemote = spec.depsFrom && depsRemoteName(spec.depsFrom);
-    if (spec.depsFrom && depsRemote) {
-      step(`Adding the runtime remote ${spec.depsFrom} as ${depsRemote}`);
-      // The task's token may also download from the build's repository, which a private one
-      // requires of the `.flatpakrepo` and of every file flatpak fetches.
-      const res = await fetch(spec.depsFrom, {
-        headers: { Authorization: `Bearer ${token}` },
-      });
-      if (!res.ok) {
-        throw new Error(
-          `Fetching ${spec.depsFrom} answered ${res.status}: ${await res
-            .text()}`,
-        );
+    const builderArgs = [
+      `--arch=${spec.arch}`,
+      `--default-branch=${spec.branch}`,
+      "--force-clean",
+      "--disable-rofiles-fuse",
+      `--state-dir=${join(work, "state")}`,
+      `--repo=${join(work, "repo")}`,
+      join(work, "build"),
+      manifestPath,
+    ];
+    if (spec.depsFrom) {
+      step(`Installing the runtime and SDK from ${spec.depsFrom}`);
+      try {
+        await installDependencies({
+          depsFrom: spec.depsFrom,
+          token,
+          work,
+          // --user: the runner's FLATPAK_USER_DIR, shared by tasks, not the system installation.
+          userDir: env.FLATPAK_USER_DIR ??
+            join(env.HOME ?? work, ".local", "share", "flatpak"),
+          builderArgs,
+          cwd: dirname(manifestPath),
+          log,
+        });
+      } catch (e) {
+        // A dependency the manifest names but the repository lacks is the build's fault.
+        if (
+          e instanceof CommandError && e.command.startsWith("flatpak-builder")
+        ) {
+          throw new BuildFailed(`flatpak-builder failed (exit ${e.code})`);
+        }
+        throw e;
       }
-      const repoFile = join(work, "deps.flatpakrepo");
-      const kf = KeyFile.parse(await res.text());
-      const url = kf.get("Flatpak Repo", "Url");
-      if (!url) throw new Error(`${spec.depsFrom} has no Url`);
-      const withToken = urlWithToken(url, token);
-      kf.set("Flatpak Repo", "Url", withToken);
-      await Deno.writeTextFile(repoFile, kf.toString());
-      // Every key the repository lists now, imported even into a remote added by an earlier
-      // task: a remote added once would otherwise never learn of a rotated key.
-      const gpgKey = kf.get("Flatpak Repo", "GPGKey");
-      const keyFile = join(work, "deps.gpg");
-      if (gpgKey) {
-        await Deno.writeFile(
-          keyFile,
-          fromBase64(gpgKey),
-        );
-      }
-      // Tasks share the runner's flatpak installation: under a lock, so that a second task
-      // cannot find the remote added but its GPG keys not yet imported. A remote added by an
-      // earlier task gets this task's token: the earlier one may have expired.
-      const userDir = env.FLATPAK_USER_DIR ??
-        join(env.HOME ?? work, ".local", "share", "flatpak");
-      await Deno.mkdir(userDir, { recursive: true });
-      await run("flock", [
-        join(userDir, ".flatyard-remotes.lock"),
-        "sh",
-        "-c",
-        'flatpak --user remote-add --if-not-exists --from "$1" "$2" && ' +
-        'flatpak --user remote-modify --url="$4" "$1" && ' +
-        '{ [ -z "$3" ] || flatpak --user remote-modify --gpg-import="$3" "$1"; }',
-        "sh",
-        depsRemote,
-        repoFile,
-        gpgKey ? keyFile : "",
-        withToken,
-      ], { log: (line) => log(line.replaceAll(token, "<token>")) });
     }
     step(`Building for ${spec.arch}`);
-    const repo = join(work, "repo");
     try {
-      await run("flatpak-builder", [
-        `--arch=${spec.arch}`,
-        `--default-branch=${spec.branch}`,
-        "--force-clean",
-        "--disable-rofiles-fuse",
-        `--state-dir=${join(work, "state")}`,
-        `--repo=${repo}`,
-        // --user: the runner's FLATPAK_USER_DIR, shared by tasks, not the system installation.
-        ...(depsRemote ? ["--user", `--install-deps-from=${depsRemote}`] : []),
-        join(work, "build"),
-        manifestPath,
-      ], { log, cwd: dirname(manifestPath) });
+      await run("flatpak-builder", builderArgs, {
+        log,
+        cwd: dirname(manifestPath),
+      });
     } catch (e) {
       if (e instanceof CommandError) {
         throw new BuildFailed(`flatpak-builder failed (exit ${e.code})`);
@@ -225,7 +178,7 @@ export async function builderCommand(
     await push({
       buildUrl: spec.uploadBuildUrl,
       token,
-      repoPath: repo,
+      repoPath: join(work, "repo"),
       log,
       uploadConcurrency: 2,
       onProgress: (p) => {

@@ -3,7 +3,7 @@
  * token in its URL.
  */
 import assert from "node:assert/strict";
-import { depsRemoteName, urlWithToken } from "./builder.ts";
+import { depsRemoteName, urlWithToken } from "./builder_deps.ts";
 import { downloadToken } from "../http/download_auth.ts";
 
 Deno.test("depsRemoteName is stable per URL and differs between repositories", () => {

@@ -24,7 +24,7 @@ import { createFlatManagerUploadRoutes } from "../routes/flat_manager/upload.ts"
 import { createFlatManagerPipelineRoutes } from "../routes/flat_manager/pipeline.ts";
 import { createFlatManagerRepoJobRoutes } from "../routes/flat_manager/repo_jobs.ts";
 import { createArtifactRoutes } from "../routes/artifacts/routes.ts";
-import { createSourceBuildRoutes } from "../routes/source_builds.ts";
+import { createSourceBuildRoutes } from "../routes/source_builds/routes.ts";
 import { createHealthRoutes } from "../routes/health.ts";
 import { createJobRoutes } from "../routes/jobs.ts";
 import { createLiveLogRoutes } from "../routes/live_logs.ts";

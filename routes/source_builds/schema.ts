@@ -1,9 +1,9 @@
 /**
- * @module Schemas of the server-side build routes (routes/source_builds.ts): the submission, a
- * build with its tasks as the API shows it, and the path parameters.
+ * @module Schemas of the server-side build routes (routes/source_builds/routes.ts): the
+ * submission, a build with its tasks as the API shows it, and the path parameters.
  */
 import { z } from "@hono/zod-openapi";
-import type { SourceBuild } from "../lib/source_builds/source_build_view.ts";
+import type { SourceBuild } from "../../lib/source_builds/source_build_view.ts";
 
 const ARCHES = ["x86_64", "aarch64", "i386", "arm"] as const;
 const QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$/;

@@ -15,18 +15,26 @@ export async function sh(
   args: string[],
   env?: Record<string, string>,
 ): Promise<string> {
+  return (await shOutput(cmd, args, env)).stdout;
+}
+
+/** {@link sh}, resolving with stderr too. */
+export async function shOutput(
+  cmd: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ stdout: string; stderr: string }> {
   const out = await new Deno.Command(cmd, {
     args,
     ...(env ? { env } : {}),
     stdout: "piped",
     stderr: "piped",
   }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
   if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
-    );
+    throw new Error(`${cmd} ${args.join(" ")}: ${text(out.stderr)}`);
   }
-  return new TextDecoder().decode(out.stdout);
+  return { stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
 export function freePort(): number {

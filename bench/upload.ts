@@ -12,7 +12,7 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { root, sh, startFlatyard } from "./flatyard_server.ts";
+import { root, sh, shOutput, startFlatyard } from "./flatyard_server.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -136,8 +136,8 @@ try {
       async () => rss.push(kib(await status(), "VmRSS")),
       250,
     );
-    const [, pushSeconds] = await timed(() =>
-      sh(Deno.execPath(), [
+    const [pushed, pushSeconds] = await timed(() =>
+      shOutput(Deno.execPath(), [
         "run",
         "-A",
         ...(Deno.env.get("BENCH_PROFILE")
@@ -227,6 +227,11 @@ try {
         );
       }
     }
+    // The CLI's last progress line: its rate is over the object upload alone (lib/cli/push.ts).
+    const transfer = pushed.stderr.split("\n").findLast((l) =>
+      l.startsWith("done ")
+    );
+    if (transfer) say(`  transfer (the CLI's progress): ${transfer.slice(5)}`);
     say(
       `server memory: peak ${
         (peak / 1024).toFixed(0)

@@ -9,9 +9,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
-  fileObjects,
+  commitObjects,
   findObject,
-  metadataObjects,
   type RepoChain,
 } from "../ostree/object_graph.ts";
 
@@ -23,8 +22,8 @@ export async function checkComplete(
   repos: RepoChain,
   commits: readonly string[],
 ): Promise<void> {
-  const metadata = await metadataObjects(repos, commits);
-  for (const name of await fileObjects(repos, metadata)) {
+  const { files } = await commitObjects(repos, commits);
+  for (const name of files) {
     if (findObject(repos, name) === undefined) {
       throw new Error(`Cannot find object "${name}": the upload is incomplete`);
     }

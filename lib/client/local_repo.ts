@@ -8,6 +8,7 @@ import { hex, objectPath } from "../ostree/object_graph.ts";
 import { KeyFile } from "../ostree/keyfile.ts";
 
 export {
+  commitObjects,
   fileObjects,
   metadataObjects,
   objectPath,

@@ -12,6 +12,7 @@ import {
 import { exec } from "../../tests/support/fixture_exec.ts";
 import {
   assertArchiveRepo,
+  commitObjects,
   deltaFiles,
   deltaNameDecode,
   deltaNameEncode,
@@ -101,6 +102,11 @@ Deno.test("local repo walk matches the ostree CLI's view of the fixture", async 
     assert.deepEqual(
       new Set([...metadata, ...files]),
       await findObjects(fx.repo),
+    );
+    // One walk gives both lists, in the same order (push sends them in it).
+    assert.deepEqual(
+      await commitObjects(fx.repo, Object.values(fx.commits)),
+      { metadata, files },
     );
     const sized = objectFiles(fx.repo, files);
     for (const f of sized) assert.equal(f.size, (await Deno.stat(f.path)).size);

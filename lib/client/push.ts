@@ -15,9 +15,8 @@ import {
 import type { Transport } from "./http_transport.ts";
 import {
   assertArchiveRepo,
+  commitObjects,
   deltaFiles,
-  fileObjects,
-  metadataObjects,
   objectFiles,
   resolveRefs,
   type UploadFile,
@@ -114,11 +113,11 @@ export async function push(opts: PushOptions): Promise<PushResult> {
   log(`Uploading refs to ${buildUrl}: ${JSON.stringify([...refs.keys()])}`);
 
   // §5.2 steps 3–6: metadata first, then the file objects of every dirtree.
-  const metadata = await metadataObjects(opts.repoPath, refs.values());
+  // Both lists from one walk; they are asked about in the protocol's order below.
+  const { metadata, files } = await commitObjects(opts.repoPath, refs.values());
   log(`Refs contain ${metadata.length} metadata objects`);
   const missingMetadata = await client.missingObjects(buildUrl, metadata);
   log(`Remote missing ${missingMetadata.length} of those`);
-  const files = await fileObjects(opts.repoPath, metadata);
   log(`Has ${files.length} file objects for those`);
   const missingFiles = await client.missingObjects(
     buildUrl,

@@ -95,19 +95,22 @@ export async function commitParent(
  * The metadata objects of `commits`, in discovery order without duplicates (§5.2 step 3):
  * `<commit>.commit`, then depth first from the root each `.dirmeta` and `.dirtree`. A dirtree
  * already seen is not walked again, as in the Python client's `local_needed_metadata_dirtree`.
+ * With them, what {@link fileObjects} gives for them, from the same reading of each dirtree.
  */
-export async function metadataObjects(
+export async function commitObjects(
   repos: RepoChain,
   commits: Iterable<string>,
-): Promise<string[]> {
+): Promise<{ metadata: string[]; files: string[] }> {
   const objects = new Set<string>();
+  const files = new Set<string>();
   const walk = async (tree: string, meta: string): Promise<void> => {
     objects.add(`${meta}.dirmeta`);
     if (objects.has(`${tree}.dirtree`)) return;
     objects.add(`${tree}.dirtree`);
-    for (const [t, m] of (await readDirtree(repos, tree)).dirs) {
-      await walk(t, m);
-    }
+    // Files in the order fileObjects lists them: dirtrees in discovery order.
+    const dirtree = await readDirtree(repos, tree);
+    for (const f of dirtree.files) files.add(`${f}.filez`);
+    for (const [t, m] of dirtree.dirs) await walk(t, m);
   };
   for (const rev of commits) {
     const name = `${rev}.commit`;
@@ -118,7 +121,15 @@ export async function metadataObjects(
     ) as unknown[];
     await walk(checksum(fields[6], name), checksum(fields[7], name));
   }
-  return [...objects];
+  return { metadata: [...objects], files: [...files] };
+}
+
+/** The metadata objects of `commits` ({@link commitObjects}). */
+export async function metadataObjects(
+  repos: RepoChain,
+  commits: Iterable<string>,
+): Promise<string[]> {
+  return (await commitObjects(repos, commits)).metadata;
 }
 
 /**

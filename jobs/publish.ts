@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Db } from "../lib/db/db.ts";
 import { buildPaths } from "../lib/builds/build_disk.ts";
 import { buildStore, PublishedState } from "../lib/builds/build_store.ts";
-import { deltaDir, existingDeltas } from "../lib/builds/deltas.ts";
+import { deltaDir, existingDeltas } from "../lib/ostree/static_deltas.ts";
 import { flatpakref, parseFlatpakRef } from "../lib/builds/flatpakref.ts";
 import {
   readRef,

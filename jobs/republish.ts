@@ -13,7 +13,7 @@ import {
   runPublishHook,
 } from "../lib/builds/hooks.ts";
 import type { Db } from "../lib/db/db.ts";
-import { deltaDir, existingDeltas } from "../lib/builds/deltas.ts";
+import { deltaDir, existingDeltas } from "../lib/ostree/static_deltas.ts";
 import { parseFlatpakRef } from "../lib/builds/flatpakref.ts";
 import {
   listRefs,

@@ -7,24 +7,10 @@
 import { join } from "node:path";
 import { run, type RunOptions } from "../ostree/cli.ts";
 import { commitParent } from "../ostree/object_graph.ts";
+import { deltaDir, existingDeltas } from "../ostree/static_deltas.ts";
 import { listRefs, readRef } from "./repo_refs.ts";
 import type { DeltaPolicy } from "../repos/repo_store.ts";
 import { parseFlatpakRef } from "./flatpakref.ts";
-
-/** ostree's modified base64 of a hex checksum: standard alphabet, `/` → `_`, no padding. */
-export function mbase64(hex: string): string {
-  const bytes = hex.match(/../g)!.map((h) =>
-    String.fromCharCode(parseInt(h, 16))
-  ).join("");
-  return btoa(bytes).replace(/=+$/, "").replaceAll("/", "_");
-}
-
-/** Where a delta (`to` or `from-to`, hex) lives below `deltas/`. */
-export function deltaDir(name: string): string {
-  const [a, b] = name.split("-");
-  const enc = b === undefined ? mbase64(a!) : `${mbase64(a!)}-${mbase64(b)}`;
-  return join(enc.slice(0, 2), enc.slice(2));
-}
 
 /** flat-manager's glob (§7.2): only `*` is special, and it matches at least one character. */
 export function globMatch(glob: string, s: string): boolean {
@@ -69,46 +55,6 @@ export async function wantedDeltas(
     }
   }
   return wanted;
-}
-
-/** The hex checksum of ostree's modified base64 `s`, or undefined if it is not one. */
-export function unmbase64(s: string): string | undefined {
-  if (!/^[A-Za-z0-9+_]{43}$/.test(s)) return undefined;
-  const bytes = atob(s.replaceAll("_", "/") + "=");
-  return Array.from(bytes, (c) => c.charCodeAt(0).toString(16).padStart(2, "0"))
-    .join("");
-}
-
-/**
- * Existing deltas, hex names: what `ostree static-delta list` lists (the directories below
- * `deltas/` that hold a superblock), read from the directory rather than by a subprocess.
- */
-export async function existingDeltas(repo: string): Promise<Set<string>> {
-  const names = new Set<string>();
-  const root = join(repo, "deltas");
-  let prefixes: Deno.DirEntry[];
-  try {
-    prefixes = await Array.fromAsync(Deno.readDir(root));
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return names;
-    throw err;
-  }
-  for (const p of prefixes) {
-    if (!p.isDirectory || p.name.length !== 2) continue;
-    for await (const d of Deno.readDir(join(root, p.name))) {
-      const parts = (p.name + d.name).split("-");
-      if (!d.isDirectory || parts.length > 2) continue;
-      const hexes = parts.map(unmbase64);
-      if (hexes.some((h) => h === undefined)) continue;
-      try {
-        await Deno.lstat(join(root, p.name, d.name, "superblock"));
-      } catch {
-        continue;
-      }
-      names.add(hexes.join("-"));
-    }
-  }
-  return names;
 }
 
 /**

@@ -4,9 +4,11 @@
  * dirtrees and the from-scratch static deltas to upload (specs/flat-manager-api.md §5.2).
  */
 import { join } from "node:path";
-import { hex, objectPath } from "../ostree/object_graph.ts";
+import { objectPath } from "../ostree/object_graph.ts";
 import { KeyFile } from "../ostree/keyfile.ts";
+import { deltaNameEncode, existingDeltas } from "../ostree/static_deltas.ts";
 
+export { deltaNameDecode, deltaNameEncode } from "../ostree/static_deltas.ts";
 export {
   commitObjects,
   fileObjects,
@@ -141,20 +143,6 @@ export function objectFiles(
   return out;
 }
 
-/** ostree's modified base64 of a checksum: `/` → `_`, no padding, 43 characters (§5.2 step 8). */
-export function deltaNameEncode(checksumHex: string): string {
-  const bytes = checksumHex.match(/../g)!.map((h) => parseInt(h, 16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("/", "_")
-    .replace(/=+$/, "");
-}
-
-/** The inverse of {@link deltaNameEncode}; null if `name` is not a modified-base64 checksum. */
-export function deltaNameDecode(name: string): string | null {
-  if (!/^[A-Za-z0-9+_]{43}$/.test(name)) return null;
-  const bin = atob(name.replaceAll("_", "/") + "=");
-  return hex(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
-}
-
 /** Python's `fnmatch.fnmatch` on POSIX: `*`, `?`, `[seq]`, `[!seq]`, case-sensitive. */
 export function fnmatch(name: string, glob: string): boolean {
   let re = "";
@@ -174,27 +162,13 @@ export function fnmatch(name: string, glob: string): boolean {
   return new RegExp(`^${re}$`, "s").test(name);
 }
 
-/** The commits (hex) that have a from-scratch static delta: `deltas/XX/<rest>/` with no `-`. */
+/**
+ * The commits (hex) that have a from-scratch static delta (`deltas/XX/<rest>/` with no `-`),
+ * as libostree lists them for the Python client: only those with a superblock.
+ */
 export async function scratchDeltaCommits(repoPath: string): Promise<string[]> {
-  const out: string[] = [];
-  const root = join(repoPath, "deltas");
-  let prefixes: Deno.DirEntry[];
-  try {
-    prefixes = await Array.fromAsync(Deno.readDir(root));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return out;
-    throw e;
-  }
-  for (const p of prefixes) {
-    if (!p.isDirectory || p.name.length !== 2) continue;
-    for await (const rest of Deno.readDir(join(root, p.name))) {
-      const commit = rest.isDirectory
-        ? deltaNameDecode(p.name + rest.name)
-        : null;
-      if (commit) out.push(commit);
-    }
-  }
-  return out.sort();
+  return [...await existingDeltas(repoPath)].filter((n) => !n.includes("-"))
+    .sort();
 }
 
 // A delta part's upload name must be `<name>.superblock.delta` or `<name>.<digits>.delta`

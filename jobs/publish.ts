@@ -10,13 +10,14 @@ import { join } from "node:path";
 import type { Db } from "../lib/db/db.ts";
 import { buildPaths } from "../lib/builds/build_disk.ts";
 import { buildStore, PublishedState } from "../lib/builds/build_store.ts";
-import { deltaDir, existingDeltas } from "../lib/ostree/static_deltas.ts";
 import { flatpakref, parseFlatpakRef } from "../lib/builds/flatpakref.ts";
 import {
+  listRefs,
   readRef,
   signUnsignedTips,
   writeRef,
 } from "../lib/builds/repo_refs.ts";
+import { linkBuildObjects } from "../lib/builds/link_build_objects.ts";
 import { run } from "../lib/ostree/cli.ts";
 import type { JobQueue } from "../lib/queue/queue.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
@@ -65,7 +66,6 @@ export async function runPublish(
       parseFlatpakRef(r.refName)
     );
     for (const r of refs) before.set(r.refName, await readRef(main, r.refName));
-    const deltasBefore = await existingDeltas(main);
 
     // §6.3 step 1: the hook may rewrite the build repo; a failure stops before the import.
     await runPublishHook(hooksFor(deps.hooks, repo.name), {
@@ -80,17 +80,30 @@ export async function runPublish(
         `--extra-collection-id=${repo.collectionId}.${x}`
       )
       : [];
-    await run("flatpak", [
-      "build-commit-from",
-      "--force",
-      "--no-update-summary",
-      ...extraIds,
-      `--src-repo=${src}`,
-      main,
-    ], {
-      signal,
-      log,
-    });
+    // The refs `build-commit-from --src-repo` would take: every app/ and runtime/ ref.
+    const imports: [string, string][] = [];
+    for (const ref of await listRefs(src)) {
+      if (!ref.startsWith("app/") && !ref.startsWith("runtime/")) continue;
+      imports.push([ref, (await readRef(src, ref))!]);
+    }
+    // The build's objects are linked in natively (lib/builds/link_build_objects.ts), and each
+    // new commit is made from the build's one inside the main repository: no pull, and the
+    // build commit's xa.download-size (computed by the commit job's build-commit-from over the
+    // same tree) is kept. The ref bindings and the collection binding are rewritten for the
+    // main repository as before, and the commit transaction's syncfs makes the links durable.
+    const linked = await linkBuildObjects(src, main, imports.map(([, c]) => c));
+    await log(`Linked ${linked} new objects into the repository`);
+    for (const [ref, commit] of imports) {
+      await run("flatpak", [
+        "build-commit-from",
+        "--force",
+        "--no-update-summary",
+        ...extraIds,
+        `--src-ref=${commit}`,
+        main,
+        ref,
+      ], { signal, log });
+    }
     const result: Record<string, string> = {};
     for (const r of refs) {
       const commit = await readRef(main, r.refName);
@@ -109,17 +122,6 @@ export async function runPublish(
       await log(
         `Repository "${repo.name}" has no signing key: its commits stay unsigned`,
       );
-    }
-    // flatpak copied the build's deltas for the new commits; they embed the commit metadata of
-    // before the signing and would fail GPG checks (ostree-repos.md §3.1): update-repo remakes them.
-    const fresh = new Set(Object.values(result));
-    for (const name of await existingDeltas(main)) {
-      if (deltasBefore.has(name) || !fresh.has(name.split("-").at(-1)!)) {
-        continue;
-      }
-      await Deno.remove(join(main, "deltas", deltaDir(name)), {
-        recursive: true,
-      });
     }
     await Deno.mkdir(join(main, "appstream"), { recursive: true });
     const keyring = await deps.repoKeys.keyring(repo.id, "repo");
@@ -179,6 +181,7 @@ export async function runPublish(
         );
       }
     }
+
     const reason = err instanceof Error ? err.message : String(err);
     await deps.db.query(
       "UPDATE builds SET published_state = $2, published_state_reason = $3 WHERE id = $1",

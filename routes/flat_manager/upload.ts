@@ -2,13 +2,13 @@
  * @module `POST /api/v1/build/{id}/upload` (specs/flat-manager-api.md §5.3): multipart/mixed (the
  * Python client) or multipart/form-data (the Rust client), each part streamed, never held whole:
  * through a verifier (an object must hash to its name) into a temporary file, then renamed into
- * the build's upload repository. A bad name, a mismatch or an oversize part stops the request
- * with a clear error and leaves nothing of that part; parts before it stay stored (as in
- * flat-manager). Re-uploading an object replaces it with identical bytes.
+ * the build's upload repository (lib/builds/store_upload.ts). A bad name, a
+ * mismatch or an oversize part stops the request with a clear error and leaves nothing of that
+ * part; parts before it stay stored (as in flat-manager). Re-uploading an object replaces it
+ * with identical bytes.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import { dirname, join } from "node:path";
 import type { Deps } from "../../lib/deps.ts";
 import { buildPaths } from "../../lib/builds/build_disk.ts";
 import { RepoState, repoStateNames } from "../../lib/builds/build_store.ts";
@@ -19,16 +19,11 @@ import {
   flatManagerValidationHook,
   fm,
 } from "../../lib/http/errors.ts";
-import { MultipartError, parseMultipart } from "../../lib/http/multipart.ts";
 import {
   flatManagerErrorResponses,
   flatManagerSecurity,
 } from "../../lib/http/openapi.ts";
-import { parseUploadName } from "../../lib/ostree/object_names.ts";
-import {
-  createObjectHasher,
-  ObjectVerifyError,
-} from "../../lib/ostree/verify.ts";
+import { storeUpload, UploadRefused } from "../../lib/builds/store_upload.ts";
 import { authorizedBuild } from "./common.ts";
 
 /** The upload route. */
@@ -78,92 +73,19 @@ export function createFlatManagerUploadRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       if (!/^multipart\//i.test(contentType) || !c.req.raw.body) {
         throw fm.badRequest("Upload needs a multipart body");
       }
-      const upload = buildPaths(deps.config.dataDir, build.id).upload;
-      const tmpDir = join(upload, "tmp", "flatyard-upload");
-      await Deno.mkdir(tmpDir, { recursive: true });
-      const sizes: number[] = [];
       try {
-        await parseMultipart(c.req.raw.body, contentType, async (part) => {
-          if (part.disposition === undefined) {
-            throw fm.badRequest("No content disposition for multipart item");
-          }
-          if (part.filename === undefined) {
-            throw fm.badRequest("No filename for multipart item");
-          }
-          const name = parseUploadName(part.filename);
-          if (!name) throw fm.badRequest("Invalid upload filename");
-          const declared = Number(part.headers.get("content-length") ?? NaN);
-          if (declared > deps.config.maxObjectBytes) {
-            throw new HTTPException(413, {
-              message:
-                `Object ${part.filename} is larger than the limit of ${deps.config.maxObjectBytes} bytes`,
-            });
-          }
-          const hasher = createObjectHasher(
-            name.kind === "object" ? name.ext : "delta",
-            {
-              name: part.filename,
-              ...(name.kind === "object" ? { expected: name.checksum } : {}),
-            },
-          );
-          // Synchronous file calls: each is one short syscall, and an upload of thousands of
-          // small objects spends most of its time in them; async ones each cost a thread-pool
-          // round trip. Chunks arrive one at a time, so memory stays at one chunk per part.
-          const tmp = join(tmpDir, crypto.randomUUID());
-          const file = Deno.openSync(tmp, {
-            write: true,
-            createNew: true,
-            mode: 0o644,
-          });
-          let closed = false;
-          try {
-            let size = 0;
-            const reader = part.body.getReader();
-            for (;;) {
-              const { done, value } = await reader.read();
-              if (done) break;
-              size += value.length;
-              if (size > deps.config.maxObjectBytes) {
-                throw new HTTPException(413, {
-                  message:
-                    `Object ${part.filename} is larger than the limit of ${deps.config.maxObjectBytes} bytes`,
-                });
-              }
-              await hasher.update(value);
-              for (let at = 0; at < value.length;) {
-                at += file.writeSync(value.subarray(at));
-              }
-            }
-            await hasher.finish();
-            file.close();
-            closed = true;
-            const final = join(upload, name.relPath);
-            try {
-              Deno.renameSync(tmp, final);
-            } catch (err) {
-              // The object's directory (objects/xx/, deltas/…) comes with its first object.
-              if (!(err instanceof Deno.errors.NotFound)) throw err;
-              Deno.mkdirSync(dirname(final), { recursive: true });
-              Deno.renameSync(tmp, final);
-            }
-            sizes.push(size);
-          } catch (err) {
-            hasher.abort();
-            if (!closed) file.close();
-            try {
-              Deno.removeSync(tmp);
-            } catch { /* already gone */ }
-            throw err;
-          }
+        const sizes = await storeUpload(c.req.raw.body, contentType, {
+          uploadDir: buildPaths(deps.config.dataDir, build.id).upload,
+          maxObjectBytes: deps.config.maxObjectBytes,
         });
+        return c.json(sizes, 200);
       } catch (err) {
-        if (err instanceof ObjectVerifyError) throw fm.badRequest(err.message);
-        if (err instanceof MultipartError) {
-          throw fm.badRequest(`Invalid multipart body: ${err.message}`);
+        if (!(err instanceof UploadRefused)) throw err;
+        if (err.status === 413) {
+          throw new HTTPException(413, { message: err.message });
         }
-        throw err;
+        throw fm.badRequest(err.message);
       }
-      return c.json(sizes, 200);
     },
   );
   return app;

@@ -21,6 +21,7 @@ import {
 } from "../lib/builds/flatpakref.ts";
 import { readRef, signUnsignedTips } from "../lib/builds/repo_refs.ts";
 import { setRepoConfig } from "../lib/ostree/repo_config.ts";
+import { startWriteback, type Writeback } from "../lib/builds/writeback.ts";
 import { run } from "../lib/ostree/cli.ts";
 import { signSummaries } from "../lib/ostree/sign.ts";
 import { type JobContext, PermanentJobError } from "../lib/queue/worker.ts";
@@ -58,6 +59,7 @@ export async function runCommit(
 ): Promise<{ refs: Record<string, string> }> {
   const build = await buildStore.get(deps.db, input.build);
   if (!build) throw new PermanentJobError(`Cannot find build "${input.build}"`);
+  let writeback: Writeback | undefined;
   try {
     const refs = await buildStore.refs(deps.db, build.id);
     if (refs.length === 0) throw new PermanentJobError("No refs in build");
@@ -71,6 +73,8 @@ export async function runCommit(
     // objects now found through its parent, the build repository: a source with no collection
     // ID, as flatpak wants (the build repository's own commit binding is checked against it).
     adoptUploadedObjects(paths.upload, paths.root);
+    // The uploaded bytes go to disk beside the commit's CPU work, not in the publish's syncfs.
+    writeback = startWriteback(paths.root);
     await setRepoConfig(paths.upload, { "core.parent": paths.root });
     for (const ref of refs) {
       await log(`Committing ref ${ref.refName} (${ref.commit})`);
@@ -134,6 +138,12 @@ export async function runCommit(
       await signUnsignedTips(paths.root, ["appstream/", "appstream2/"], signer);
       await signSummaries(paths.root, signer);
     }
+    const flushed = await writeback.done;
+    if (!flushed.ok) {
+      await log(
+        `Could not write the uploaded objects to disk early: ${flushed.why}`,
+      );
+    }
     await log("Removing upload directory");
     await Deno.remove(paths.upload, { recursive: true });
     const checks = await deps.db.transaction((tx) =>
@@ -144,6 +154,7 @@ export async function runCommit(
     }
     return { refs: result };
   } catch (err) {
+    await writeback?.done; // no process outlives its job
     const reason = err instanceof Error ? err.message : String(err);
     await buildStore.setRepoState(deps.db, build.id, RepoState.Failed, reason);
     // A build that does not commit will not commit on a second try: no retry.

@@ -3,26 +3,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ostree } from "../ostree/cli.ts";
 import { adoptUploadedObjects, checkComplete } from "./adopt_upload.ts";
-
-async function objectFiles(repo: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const d of Deno.readDir(join(repo, "objects"))) {
-    for await (const f of Deno.readDir(join(repo, "objects", d.name))) {
-      out.push(`${d.name}/${f.name}`);
-    }
-  }
-  return out.sort();
-}
+import {
+  objectFiles,
+  writeSmallTree,
+} from "../../tests/support/ostree_fixture.ts";
 
 Deno.test("checkComplete and adoptUploadedObjects", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "flatyard-adopt-" });
   try {
-    const tree = join(dir, "tree");
-    await Deno.mkdir(join(tree, "bin", "sub"), { recursive: true });
-    for (let i = 0; i < 20; i++) {
-      await Deno.writeTextFile(join(tree, "bin", `f${i}`), `file ${i}\n`);
-    }
-    await Deno.writeTextFile(join(tree, "bin", "sub", "x"), "deep\n");
+    const tree = await writeSmallTree(dir);
     const upload = join(dir, "upload");
     const main = join(dir, "main");
     const root = join(dir, "root");

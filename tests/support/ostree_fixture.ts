@@ -79,3 +79,25 @@ export async function ostreeRepo(): Promise<OstreeRepo> {
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
 }
+
+/** Every loose object of `repo` as `XX/<rest>.<ext>`, sorted. */
+export async function objectFiles(repo: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const d of Deno.readDir(join(repo, "objects"))) {
+    for await (const f of Deno.readDir(join(repo, "objects", d.name))) {
+      out.push(`${d.name}/${f.name}`);
+    }
+  }
+  return out.sort();
+}
+
+/** Writes `<dir>/tree`: 20 small files in `bin/` and one in `bin/sub/`; returns its path. */
+export async function writeSmallTree(dir: string): Promise<string> {
+  const tree = join(dir, "tree");
+  await Deno.mkdir(join(tree, "bin", "sub"), { recursive: true });
+  for (let i = 0; i < 20; i++) {
+    await Deno.writeTextFile(join(tree, "bin", `f${i}`), `file ${i}\n`);
+  }
+  await Deno.writeTextFile(join(tree, "bin", "sub", "x"), "deep\n");
+  return tree;
+}

@@ -1,6 +1,7 @@
 /**
  * @module `publish` (specs/flat-manager-api.md §6.3): imports a committed build into its main
- * repository, serialized per repository (`repo:<name>`), signs the new commits with the
+ * repository (its objects hard-linked in, each commit remade there by `flatpak
+ * build-commit-from`), serialized per repository (`repo:<name>`), signs the new commits with the
  * repository key before any delta can be made from them (specs/ostree-repos.md §3.1), writes
  * the `.flatpakref` files, queues (or joins) the repository's update-repo job, and removes the
  * build's files. If anything fails, the main repository's refs are put back as they were, so
@@ -181,7 +182,6 @@ export async function runPublish(
         );
       }
     }
-
     const reason = err instanceof Error ? err.message : String(err);
     await deps.db.query(
       "UPDATE builds SET published_state = $2, published_state_reason = $3 WHERE id = $1",

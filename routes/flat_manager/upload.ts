@@ -2,10 +2,10 @@
  * @module `POST /api/v1/build/{id}/upload` (specs/flat-manager-api.md §5.3): multipart/mixed (the
  * Python client) or multipart/form-data (the Rust client), each part streamed, never held whole:
  * through a verifier (an object must hash to its name) into a temporary file, then renamed into
- * the build's upload repository (lib/builds/store_upload.ts). A bad name, a
- * mismatch or an oversize part stops the request with a clear error and leaves nothing of that
- * part; parts before it stay stored (as in flat-manager). Re-uploading an object replaces it
- * with identical bytes.
+ * the build's upload repository (lib/builds/store_upload.ts). A bad name, a mismatch or an
+ * oversize part stops the request with a clear error and leaves nothing of that part; parts
+ * before it stay stored (as in flat-manager). Re-uploading an object replaces it with identical
+ * bytes.
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";

@@ -97,10 +97,27 @@ async function reference(
   return seconds;
 }
 
+/**
+ * A copy of `src` on another file system (/dev/shm) for the writing reference, or undefined
+ * when there is none. Plain pull-local hardlinks objects without reading them; --untrusted
+ * checksums every object, as Flatyard's upload does, and then hardlinks it too: neither creates
+ * a file. An upload has to create one per object, so the third reference pulls from this copy,
+ * where ostree writes every object as a new file, as Flatyard does. Made once for all rounds.
+ */
+async function farCopy(work: string, src: string): Promise<string | undefined> {
+  const shm = "/dev/shm";
+  const far = await Deno.stat(shm).catch(() => null);
+  if (!far || far.dev === (await Deno.stat(work)).dev) return undefined;
+  const copy = await Deno.makeTempDir({ dir: shm, prefix: "flatyard-bench-" });
+  await sh("cp", ["-a", `${src}/.`, copy]);
+  return copy;
+}
+
 /** The references of one round, in seconds. */
 async function references(
   work: string,
   src: string,
+  far: string | undefined,
   round: number,
 ): Promise<{ plain: number; untrusted: number; writing?: number }> {
   const plain = await reference(join(work, `ref-${round}`), [], src);
@@ -109,27 +126,13 @@ async function references(
     ["--untrusted"],
     src,
   );
-  // Plain pull-local hardlinks objects without reading them; --untrusted checksums every
-  // object, as Flatyard's upload does, and then hardlinks it too: neither creates a file. An
-  // upload has to create one per object, so the third reference pulls from a copy on another
-  // file system (/dev/shm), where ostree writes every object as a new file, as Flatyard does.
-  const shm = "/dev/shm";
-  if (
-    (await Deno.stat(shm).catch(() => null))?.dev ===
-      (await Deno.stat(work)).dev
-  ) return { plain, untrusted };
-  const copy = await Deno.makeTempDir({ dir: shm, prefix: "flatyard-bench-" });
-  try {
-    await sh("cp", ["-a", `${src}/.`, copy]);
-    const writing = await reference(
-      join(work, `ref-writing-${round}`),
-      ["--untrusted"],
-      copy,
-    );
-    return { plain, untrusted, writing };
-  } finally {
-    await Deno.remove(copy, { recursive: true }); // tmpfs: no inode allocator to slow down
-  }
+  if (far === undefined) return { plain, untrusted };
+  const writing = await reference(
+    join(work, `ref-writing-${round}`),
+    ["--untrusted"],
+    far,
+  );
+  return { plain, untrusted, writing };
 }
 
 interface Push {
@@ -235,6 +238,7 @@ const work = await Deno.makeTempDir({ prefix: "flatyard-bench-upload-" });
 try {
   say(`making an app of ${files} files, ${values.mib} MiB`);
   const { src, bytes } = await makeApp(work);
+  const far = await farCopy(work, src);
   const server = await startFlatyard(work);
   try {
     const admin = await server.token(
@@ -253,9 +257,9 @@ try {
       let ref, fy;
       if (round % 2 === 0) {
         fy = await push(server, admin, `bench-${round}`, src);
-        ref = await references(work, src, round);
+        ref = await references(work, src, far, round);
       } else {
-        ref = await references(work, src, round);
+        ref = await references(work, src, far, round);
         fy = await push(server, admin, `bench-${round}`, src);
       }
       results.push({ ref, fy });
@@ -341,6 +345,8 @@ try {
     );
   } finally {
     await server.stop();
+    // tmpfs: no inode allocator to slow down
+    if (far) await Deno.remove(far, { recursive: true });
   }
 } finally {
   await Deno.remove(work, { recursive: true });

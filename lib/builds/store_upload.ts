@@ -29,7 +29,7 @@ export class UploadRefused extends Error {
 }
 
 /** The temporary directory of uploads in progress, inside the upload repository. */
-export const uploadTmpDir = (uploadDir: string): string =>
+const uploadTmpDir = (uploadDir: string): string =>
   join(uploadDir, "tmp", "flatyard-upload");
 
 /**

@@ -7,6 +7,7 @@
  * syncfs, run beside the commit job instead. Nothing depends on it: it only moves the writing
  * earlier, and a failure is merely logged.
  */
+import { run } from "../ostree/cli.ts";
 
 /** A running flush of the file system holding `path`; `done` never rejects. */
 export interface Writeback {
@@ -15,24 +16,13 @@ export interface Writeback {
 
 /** Runs `sync --file-system <path>` (coreutils) in the background. */
 export function startWriteback(path: string): Writeback {
-  const done = (async () => {
-    try {
-      const out = await new Deno.Command("sync", {
-        args: ["--file-system", path],
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      return out.success ? { ok: true as const } : {
-        ok: false as const,
-        why: new TextDecoder().decode(out.stderr).trim(),
-      };
-    } catch (err) {
-      return {
+  return {
+    done: run("sync", ["--file-system", path]).then(
+      () => ({ ok: true as const }),
+      (err) => ({
         ok: false as const,
         why: err instanceof Error ? err.message : String(err),
-      };
-    }
-  })();
-  return { done };
+      }),
+    ),
+  };
 }

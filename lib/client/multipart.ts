@@ -6,8 +6,12 @@ import type { UploadFile } from "./local_repo.ts";
 
 const encoder = new TextEncoder();
 
-/** The Python client's buffer size for file parts (`DEFAULT_LIMIT = 2 ** 16`). */
-export const READ_SIZE = 64 * 1024;
+/**
+ * Size of the body's chunks: part headers and file bytes are packed into buffers of this size,
+ * so a batch of small objects goes out in a few large writes instead of three per object (each
+ * write a chunk the server handles on its own).
+ */
+export const CHUNK_SIZE = 256 * 1024;
 
 /** A fresh boundary: 32 lowercase hex digits, as aiohttp's `uuid4().hex`. */
 export function multipartBoundary(): string {
@@ -44,36 +48,62 @@ export function multipartLength(
 }
 
 /**
- * Streams the body: per file its part headers, its bytes read from disk in 64 KiB chunks, CRLF;
- * then the closing boundary. `onFileBytes` is told the file bytes written so far. A file whose
- * size changed since it was measured fails the body, since `Content-Length` would be wrong.
+ * Streams the body: per file its part headers, its bytes, CRLF; then the closing boundary, packed
+ * into chunks of {@link CHUNK_SIZE} bytes (the last one shorter). Files are read with synchronous
+ * calls straight into the chunk being filled: on page-cached files that is about 15 times faster
+ * than async reads, which cost a thread-pool round trip each (5000 files of 40 KiB: 0.1 s against
+ * 1.6 s here), and the upload's client did little else. `onFileBytes` is told the file bytes
+ * handed out so far. A file whose size changed since it was measured fails the body, since
+ * `Content-Length` would be wrong.
  */
 export async function* multipartBody(
   boundary: string,
   files: readonly UploadFile[],
   onFileBytes?: (bytes: number) => void,
 ): AsyncGenerator<Uint8Array> {
-  let sent = 0;
+  let chunk = new Uint8Array(CHUNK_SIZE), used = 0, sent = 0, reported = 0;
+  const full = () => used === chunk.length;
+  const take = () => {
+    const out = chunk.subarray(0, used);
+    chunk = new Uint8Array(CHUNK_SIZE); // the one handed out may still be being written
+    used = 0;
+    return out;
+  };
+  /** Copies `bytes` in; yields at each full chunk. */
+  function* put(bytes: Uint8Array) {
+    for (let at = 0; at < bytes.length;) {
+      const n = Math.min(bytes.length - at, chunk.length - used);
+      chunk.set(bytes.subarray(at, at + n), used);
+      used += n;
+      at += n;
+      if (full()) yield take();
+    }
+  }
+  const changed = (f: UploadFile) =>
+    new Error(
+      `Cannot upload "${f.path}": its size changed from ${f.size} bytes while reading`,
+    );
+  const one = new Uint8Array(1);
   for (const f of files) {
-    yield partHead(boundary, f);
-    using file = await Deno.open(f.path, { read: true });
-    let left = f.size;
-    while (true) {
-      const buf = new Uint8Array(READ_SIZE);
-      const n = await file.read(buf);
-      if (n === null) break;
-      if (n > left) break;
+    yield* put(partHead(boundary, f));
+    using file = Deno.openSync(f.path, { read: true });
+    for (let left = f.size; left > 0;) {
+      const n = file.readSync(
+        chunk.subarray(used, used + Math.min(left, chunk.length - used)),
+      );
+      if (n === null || n === 0) throw changed(f);
+      used += n;
       left -= n;
       sent += n;
-      yield buf.subarray(0, n);
-      onFileBytes?.(sent);
+      if (full()) {
+        yield take();
+        onFileBytes?.(reported = sent);
+      }
     }
-    if (left !== 0 || (await file.read(new Uint8Array(1))) !== null) {
-      throw new Error(
-        `Cannot upload "${f.path}": its size changed from ${f.size} bytes while reading`,
-      );
-    }
-    yield CRLF;
+    if (file.readSync(one) !== null) throw changed(f);
+    yield* put(CRLF);
   }
-  yield tail(boundary);
+  yield* put(tail(boundary));
+  if (used > 0) yield take();
+  if (reported !== sent) onFileBytes?.(sent);
 }

@@ -4,11 +4,11 @@ import { join } from "node:path";
 import { parseMultipart as serverParse } from "../http/multipart.ts";
 import type { UploadFile } from "./local_repo.ts";
 import {
+  CHUNK_SIZE,
   multipartBody,
   multipartBoundary,
   multipartContentType,
   multipartLength,
-  READ_SIZE,
 } from "./multipart.ts";
 
 const enc = new TextEncoder();
@@ -23,7 +23,8 @@ const concat = (parts: Uint8Array[]) => {
 };
 const collect = async (it: AsyncIterable<Uint8Array>) =>
   concat(await Array.fromAsync(it));
-const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
+const latin1 = (b: Uint8Array) =>
+  Array.from(b, (c) => String.fromCharCode(c)).join("");
 
 /** Parses a multipart body back into parts: headers (lower-cased names) and bytes. */
 function parseMultipart(body: Uint8Array, boundary: string) {
@@ -54,11 +55,11 @@ function parseMultipart(body: Uint8Array, boundary: string) {
 Deno.test("the multipart body of 3 files is the Python client's wire format", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "flatyard-multipart-" });
   try {
-    // A file with CRLF and a fake delimiter inside, an empty one, and one over 64 KiB.
+    // A file with CRLF and a fake delimiter inside, an empty one, and one over a chunk.
     const contents = [
       enc.encode("hello\r\n--not-a-boundary\r\n\x00\xff"),
       new Uint8Array(0),
-      Uint8Array.from({ length: READ_SIZE + 1000 }, (_, i) => (i * 31) % 256),
+      Uint8Array.from({ length: CHUNK_SIZE + 1000 }, (_, i) => (i * 31) % 256),
     ];
     const names = [
       `${"a".repeat(64)}.filez`,
@@ -124,13 +125,15 @@ Deno.test("the multipart body of 3 files is the Python client's wire format", as
     );
 
     await t.step(
-      "files stream in 64 KiB reads, reporting bytes sent",
+      "the body comes in full 256 KiB chunks (the last one shorter), reporting bytes sent",
       async () => {
         const seen: number[] = [];
         const chunks = await Array.fromAsync(
           multipartBody(boundary, files, (n) => seen.push(n)),
         );
-        assert.ok(chunks.every((c) => c.length <= READ_SIZE));
+        assert.ok(chunks.length > 1);
+        assert.ok(chunks.slice(0, -1).every((c) => c.length === CHUNK_SIZE));
+        assert.ok(chunks.at(-1)!.length <= CHUNK_SIZE);
         const total = contents.reduce((n, c) => n + c.length, 0);
         assert.equal(seen.at(-1), total);
         assert.deepEqual(seen, [...seen].sort((a, b) => a - b));

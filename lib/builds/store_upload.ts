@@ -3,9 +3,10 @@
  * HTTP: a multipart body, streamed, each part through a verifier (an object must hash to its
  * name) into a temporary file, then renamed into the build's upload repository. It takes a
  * stream and plain options, and reports a refused upload as an {@link UploadRefused} with the
- * status and message the route answers. (On Web Workers the same work was slower, not faster:
- * 54–59 against 88 MiB/s in bench/upload.ts on 2 CPUs shared with the client, with memory
- * growing during the upload.)
+ * status and message the route answers. (Verifying and writing on a Web Worker, the parts
+ * handed over in transferred buffers within an 8 MiB window, was no faster in bench/upload.ts:
+ * the server's two threads and the client then kept both CPUs of the machine busy, and the
+ * copies and messages cost what the second thread gained. An earlier try was slower still.)
  */
 import { dirname, join } from "node:path";
 import { MultipartError, parseMultipart } from "../http/multipart.ts";
